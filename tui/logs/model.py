@@ -21,6 +21,7 @@ class Run:
     store: RunStore = field(default_factory=RunStore)
     run_json: dict[str, Any] | None = None  # the runner's run.json, when there is one
     errors: list[str] = field(default_factory=list)
+    last_write: float | None = None  # Unix time of the last new point or file change seen
 
     @property
     def status(self) -> str | None:

@@ -1,0 +1,335 @@
+"""Workspace: the runs and studies under one or more roots, kept up to date.
+
+`refresh()` walks the roots for new runs and log files, then reads; `poll()` only reads what
+known files gained. Both are meant for ONE worker thread (the app's) or a plain script
+(`tunetop check`); the run stores they fill may be read from other threads.
+
+Data flows one way (DESIGN.md): files -> readers -> run stores. Names are mapped onto the
+canonical metric names here, where the file's place in the run folder is known.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tui.config import Config
+from tui.logs.aliases import AliasTable
+from tui.logs.discovery import LogFile, RunLayout, find_runs
+from tui.logs.hparams import read_hparams
+from tui.logs.model import Run, Study
+from tui.logs.reader import Reader
+
+MAX_ERRORS = 1000  # errors kept; the oldest go first
+
+
+def make_reader(log: LogFile) -> Reader:
+    """The reader for one log file (imported lazily: `check` on JSONL needn't load protobufs)."""
+    if log.format == "tfevents":
+        from tui.logs.tfevents import TfEventsReader
+
+        return TfEventsReader(log.path)
+    if log.format == "jsonl":
+        from tui.logs.jsonl import JsonlReader
+
+        return JsonlReader(log.path)
+    if log.format == "csv":
+        from tui.logs.csvlog import CsvReader
+
+        return CsvReader(log.path)
+    if log.format == "hf_trainer_state":
+        from tui.logs.hf_state import TrainerStateReader
+
+        return TrainerStateReader(log.path)
+    raise ValueError(f"unknown log format {log.format!r}")
+
+
+@dataclass
+class Changes:
+    new_runs: list[str] = field(default_factory=list)
+    updated: dict[str, int] = field(default_factory=dict)  # run id -> points added
+    new_errors: list[tuple[str, str]] = field(default_factory=list)
+    studies_changed: bool = False
+    status_changed: list[str] = field(default_factory=list)  # run ids whose run.json changed
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.new_runs
+            or self.updated
+            or self.new_errors
+            or self.studies_changed
+            or self.status_changed
+        )
+
+    def merge(self, other: Changes) -> None:
+        self.new_runs.extend(other.new_runs)
+        for k, v in other.updated.items():
+            self.updated[k] = self.updated.get(k, 0) + v
+        self.new_errors.extend(other.new_errors)
+        self.studies_changed |= other.studies_changed
+        self.status_changed.extend(other.status_changed)
+
+
+@dataclass
+class _Source:
+    """One log file of one run: its reader and how its names map onto canonical ones."""
+
+    run_id: str
+    log: LogFile
+    reader: Reader
+    names: dict[str, str] = field(default_factory=dict)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        with open(path, "rb") as fh:
+            data = json.loads(fh.read(16 * 1024 * 1024))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _is_scalar_subfolder(log: LogFile) -> bool:
+    """An add_scalars subfolder (`lr_group0/`): its folder name tells series apart."""
+    return (
+        log.format == "tfevents"
+        and bool(log.parts)
+        and log.parts[0] != "runs"
+        and not log.parts[0].startswith("checkpoint-")
+    )
+
+
+class Workspace:
+    def __init__(self, roots: list[Path] | list[str], config: Config | None = None) -> None:
+        self.roots = [Path(r) for r in roots]
+        self.config = config or Config()
+        self.aliases = AliasTable(self.config.aliases)
+        self.runs: dict[str, Run] = {}
+        self.studies: dict[str, Study] = {}
+        self.errors: list[tuple[str, str]] = []
+        self._sources: dict[Path, _Source] = {}
+        self._run_json_mtime: dict[str, float] = {}
+        self._error_keys: set[tuple[str, str]] = set()
+        self._prefixes = self._root_prefixes()
+
+    # -- naming ------------------------------------------------------------------------
+    def _root_prefixes(self) -> list[str]:
+        if len(self.roots) <= 1:
+            return [""]
+        names = [r.resolve().name or str(r) for r in self.roots]
+        out = []
+        for i, n in enumerate(names):
+            out.append(f"{n}:" if names.count(n) == 1 else f"{n}#{i}:")
+        return out
+
+    def _run_id(self, root_index: int, folder: Path) -> str:
+        root = self.roots[root_index]
+        if root.is_file():  # a single log file given as the root
+            return self._prefixes[root_index] + "."
+        rel = os.path.relpath(folder, root)
+        rel = "." if rel == "." else rel.replace(os.sep, "/")
+        return self._prefixes[root_index] + rel
+
+    def metric_name(self, raw: str, log: LogFile) -> str:
+        """The canonical name of a file's series; where the folder, not the tag, says train
+        or validation, the folder decides (DESIGN.md)."""
+        split = log.split
+        canon = self.aliases.canonical(raw, split)
+        if canon != raw or not log.parts:
+            return canon
+        if split == "val":
+            return raw if raw.lower().startswith("val") else f"val_{raw}"
+        if split == "train":
+            return raw
+        if _is_scalar_subfolder(log):
+            folder = "/".join(log.parts)
+            return folder if folder.startswith(raw) else f"{folder}/{raw}"
+        return raw
+
+    # -- errors ------------------------------------------------------------------------
+    def _error(self, path: str, message: str, changes: Changes) -> None:
+        key = (path, message)
+        if key in self._error_keys:
+            return
+        self._error_keys.add(key)
+        self.errors.append(key)
+        changes.new_errors.append(key)
+        if len(self.errors) > MAX_ERRORS:
+            old = self.errors.pop(0)
+            self._error_keys.discard(old)
+
+    # -- discovery ---------------------------------------------------------------------
+    def refresh(self) -> Changes:
+        changes = Changes()
+        for i, root in enumerate(self.roots):
+            errors: list[tuple[str, str]] = []
+            if not root.exists():
+                self._error(str(root), "path does not exist (yet): watching for it", changes)
+                continue
+            for layout in find_runs(root, errors):
+                self._add_layout(i, layout, changes)
+            for path, message in errors:
+                self._error(path, message, changes)
+        if changes.new_runs:
+            self._group_studies()
+            changes.studies_changed = True
+        changes.merge(self.poll())
+        return changes
+
+    def _add_layout(self, root_index: int, layout: RunLayout, changes: Changes) -> None:
+        run_id = self._run_id(root_index, layout.folder)
+        run = self.runs.get(run_id)
+        if run is None:
+            run_json = _read_json(layout.folder / "run.json")
+            trainer_state = None
+            for log in layout.files:
+                if log.format == "hf_trainer_state":
+                    trainer_state = _read_json(log.path)
+            errs: list[tuple[str, str]] = []
+            hparams = read_hparams(layout.folder, run_json, trainer_state, errs)
+            for p, m in errs:
+                self._error(p, m, changes)
+            run = Run(run_id, layout.folder, layout.format, hparams, run_json=run_json)
+            self.runs[run_id] = run
+            changes.new_runs.append(run_id)
+            self._note_run_json(run)
+        for log in layout.files:
+            if log.path in self._sources:
+                continue
+            if log.format == "hf_trainer_state":
+                # a newer checkpoint's trainer_state replaces the older one as the source
+                for path, src in list(self._sources.items()):
+                    if src.run_id == run_id and src.log.format == "hf_trainer_state":
+                        del self._sources[path]
+            try:
+                reader = make_reader(log)
+            except (ImportError, OSError, ValueError) as exc:
+                self._error(str(log.path), f"cannot read: {exc}", changes)
+                continue
+            self._sources[log.path] = _Source(run_id, log, reader)
+            if log.format == "hf_trainer_state" and any(
+                f.format == "tfevents" for f in layout.files
+            ):
+                # where both hold a series, the event file is read, being live (DESIGN.md)
+                run.store.source_priority[self._source_key(log)] = -1
+        if run.format != layout.format:
+            run.format = layout.format
+
+    def _source_key(self, log: LogFile) -> str:
+        # all trainer_state files of a run are one source: each is a prefix of the next
+        if log.format == "hf_trainer_state":
+            return "hf_trainer_state"
+        return str(log.path)
+
+    def _group_studies(self) -> None:
+        """A study is the set of runs directly under one folder (two or more)."""
+        by_parent: dict[tuple[int, Path], list[Run]] = {}
+        for run in self.runs.values():
+            for i, prefix in enumerate(self._prefixes):
+                if run.id.startswith(prefix) and run.id != prefix + ".":
+                    by_parent.setdefault((i, run.path.parent), []).append(run)
+                    break
+        studies: dict[str, Study] = {}
+        for (i, parent), runs in by_parent.items():
+            if len(runs) < 2:
+                continue
+            study_id = self._run_id(i, parent)
+            studies[study_id] = make_study(study_id, parent, runs)
+        self.studies = studies
+
+    # -- reading -----------------------------------------------------------------------
+    def poll(self) -> Changes:
+        changes = Changes()
+        for path, src in list(self._sources.items()):
+            run = self.runs.get(src.run_id)
+            if run is None:
+                continue
+            try:
+                result = src.reader.read()
+            except Exception as exc:  # a reader bug must not stop the tool
+                self._error(str(path), f"reader failed: {type(exc).__name__}: {exc}", changes)
+                continue
+            for message in result.errors:
+                self._error(str(path), message, changes)
+                if message not in run.errors:
+                    run.errors.append(message)
+            batch = result.batch
+            if len(batch) == 0:
+                continue
+            names = src.names
+            for raw in batch.columns:
+                if raw not in names:
+                    names[raw] = self.metric_name(raw, src.log)
+            added = run.store.append(batch.rename(names), self._source_key(src.log))
+            if added:
+                changes.updated[run.id] = changes.updated.get(run.id, 0) + added
+                run.last_write = time.time()
+        for run in self.runs.values():
+            if self._note_run_json(run):
+                changes.status_changed.append(run.id)
+        return changes
+
+    def _note_run_json(self, run: Run) -> bool:
+        """Re-read the runner's run.json when it changed (its status, exit code)."""
+        path = run.path / "run.json"
+        try:
+            mtime = path.stat().st_mtime
+        except OSError:
+            return False
+        if self._run_json_mtime.get(run.id) == mtime:
+            return False
+        self._run_json_mtime[run.id] = mtime
+        data = _read_json(path)
+        if data is None:
+            return False
+        changed = data != run.run_json
+        run.run_json = data
+        return changed
+
+    def watch_dirs(self) -> list[Path]:
+        return list(self.roots)
+
+    def close(self) -> None:
+        for src in self._sources.values():
+            close = getattr(src.reader, "close", None)
+            if callable(close):
+                close()
+
+
+def _sort_key(value: Any) -> tuple[int, float, str]:
+    if isinstance(value, bool):
+        return (1, float(value), "")
+    if isinstance(value, int | float) and math.isfinite(float(value)):
+        return (0, float(value), "")
+    return (2, 0.0, str(value))
+
+
+def make_study(study_id: str, folder: Path, runs: list[Run]) -> Study:
+    """Its swept hyperparameters are those whose values differ between its runs."""
+    keys: dict[str, None] = {}
+    for run in runs:
+        for k in run.hparams:
+            keys.setdefault(k, None)
+    swept: dict[str, list[Any]] = {}
+    for k in keys:
+        values = [run.hparams.get(k) for run in runs]
+        if len({json.dumps(v, sort_keys=True, default=str) for v in values}) > 1:
+            swept[k] = values
+    ordered = sorted(runs, key=lambda r: r.id)
+    study = Study(study_id, folder, ordered, {})
+    param = study_param(swept)
+    if param is not None:
+        ordered = sorted(runs, key=lambda r: (_sort_key(r.hparams.get(param)), r.id))
+    study.runs = ordered
+    study.swept = {k: [r.hparams.get(k) for r in ordered] for k in swept}
+    return study
+
+
+def study_param(swept: dict[str, list[Any]]) -> str | None:
+    names = [k for k in swept if k != "seed"]
+    return names[0] if len(names) == 1 else None
