@@ -64,7 +64,8 @@ class Group:
         self.steps = GrowableArray(np.int64)
         self.times = GrowableArray(np.float64)
         self.values = {name: GrowableArray(np.float32) for name in names}
-        self.max_step: int | None = None
+        self.last_step: int | None = None
+        self.max_seen: int = -(1 << 62)  # largest step ever appended (no restart: the last)
         # (step, rows before it): rows before that index at steps >= step are superseded
         self.superseded: list[tuple[int, int]] = []
 
@@ -73,6 +74,8 @@ class Group:
 
     def append(self, steps: np.ndarray, times: np.ndarray, values: dict[str, np.ndarray]) -> None:
         self.steps.extend(steps)
+        if steps.shape[0]:
+            self.max_seen = max(self.max_seen, int(steps.max()))
         self.times.extend(times)
         for name in self.names:
             self.values[name].extend(values[name])
@@ -121,7 +124,6 @@ class RunStore:
 
     def __post_init__(self) -> None:
         self._by_key: dict[tuple[str, tuple[str, ...]], Group] = {}
-        self._max_step: dict[str, int] = {}
         self._cache: dict[str, _Cache] = {}
         self._lock = threading.RLock()
 
@@ -133,8 +135,6 @@ class RunStore:
             return 0
         with self._lock:
             added = self._append_segment(batch, source, 0, n)
-            top = int(batch.steps.max())
-            self._max_step[source] = max(self._max_step.get(source, top), top)
             self.version += 1
             return added
 
@@ -235,20 +235,17 @@ class RunStore:
         (its step below the last training step) supersedes nothing of the training rows."""
         if steps.shape[0] == 0:
             return
-        running = np.maximum.accumulate(steps)
-        prev = group.max_step
-        if prev is not None:
-            running = np.maximum(running, prev)
-            before = np.concatenate(([prev], running[:-1]))
-        else:
-            before = np.concatenate(([steps[0]], running[:-1]))
+        # compared with the row before it, not the running maximum: after a restart the
+        # new rows climb again from the restart step
+        prev = group.last_step
+        before = np.concatenate(([steps[0] if prev is None else prev], steps[:-1]))
         base = len(group)
         for i in np.flatnonzero(steps < before).tolist():
             group.superseded.append((int(steps[i]), base + i))
             mark = Restart(group.source, int(steps[i]), int(before[i]))
             if mark not in self.restarts:
                 self.restarts.append(mark)
-        group.max_step = int(running[-1])
+        group.last_step = int(steps[-1])
 
     def _kept_rows(self, group: Group) -> np.ndarray | None:
         """Mask of the group's rows not superseded by a later restart."""
@@ -267,5 +264,18 @@ class RunStore:
 
     @property
     def last_step(self) -> int | None:
+        """The largest step among the points kept (a restart can lower it)."""
         with self._lock:
-            return max(self._max_step.values()) if self._max_step else None
+            best: int | None = None
+            for g in self.groups:
+                if not len(g):
+                    continue
+                if g.superseded:
+                    keep = self._kept_rows(g)
+                    steps = g.steps.view()[keep] if keep is not None else g.steps.view()
+                    top = int(steps.max()) if steps.shape[0] else None
+                else:
+                    top = g.max_seen
+                if top is not None and (best is None or top > best):
+                    best = top
+            return best
