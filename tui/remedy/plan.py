@@ -1,0 +1,627 @@
+"""Remediation plans: the study a key (or `tunetop plan KIND TARGET`) would launch.
+
+Every plan is a study spec exactly as the runner is given it (DESIGN.md "tunetop plan --json"):
+a warmup sweep (R18, R19), warmup applied to the baseline (R20, R21), a clipping study (R22-R24),
+an early-instability probe (R15), a steps-to-fit sweep (R4) or a longer round (R6). Where the
+relaunch source is unknown, the spec holds what is known and `missing` says what is needed.
+
+What gets relaunched: runs made by the runner, from their run.json's resolved spec; runs from
+other tools, through the launch template of a `tunetop.toml` (`[launch] command`). Nothing read
+from a log is executed: a template value becomes one argv element, never shell text.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from runner import spec as rspec
+from tui.config import load_config
+from tui.diagnose.findings import Finding
+from tui.logs.model import Run, Study
+from tui.logs.workspace import Workspace
+
+KINDS = ("warmup", "warmup-apply", "clip", "probe", "fit", "extend")
+
+# R19: warmup trials over orders of magnitude, the largest at most this share of max_train_steps
+WARMUP_MAX_SHARE = 0.10
+# R21: a chosen warmup longer than this share says max_train_steps probably needs increasing
+WARMUP_LONG_SHARE = 0.05
+PROBE_STEPS = 500  # R15: "about 500 steps"
+UNSTABLE_KINDS = ("divergence", "unstable_training")
+
+NO_SOURCE = (
+    "a relaunch source: a run made by the runner (run.json), or a [launch] command "
+    "template in tunetop.toml"
+)
+
+
+@dataclass
+class Plan:
+    kind: str
+    target: str
+    computed: dict[str, Any] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+    out: str = ""
+    spec: rspec.StudySpec | None = None
+    partial: dict[str, Any] = field(default_factory=dict)  # what is known when spec is None
+    notes: list[str] = field(default_factory=list)  # one line each: why these values
+    remedy: dict[str, Any] = field(default_factory=dict)  # goes into each trial's run.json
+
+    @property
+    def launchable(self) -> bool:
+        return self.spec is not None and not self.missing
+
+    def spec_dict(self) -> dict[str, Any]:
+        return rspec.to_dict(self.spec) if self.spec is not None else dict(self.partial)
+
+    def trials(self) -> list[dict[str, Any]]:
+        d = self.spec_dict().get("study", {})
+        return list(d.get("list", []))
+
+    def to_json(self) -> dict[str, Any]:
+        plan = {
+            "kind": self.kind,
+            "target": self.target,
+            "computed": self.computed,
+            "missing": list(self.missing),
+            "out": self.out,
+        }
+        if self.notes:
+            plan["notes"] = list(self.notes)
+        return {"plan": plan, "spec": self.spec_dict()}
+
+
+# -- what the target is ----------------------------------------------------------------------
+
+
+@dataclass
+class Target:
+    """A run or study folder, read once and diagnosed."""
+
+    path: Path
+    runs: list[Run]
+    study: Study | None
+    findings: dict[str, list[Finding]]
+    best_run: str | None
+    infeasible: list[str]
+
+
+def load_target(path: Path) -> Target:
+    from tui.check import analyse
+
+    ws = Workspace([path], load_config(path if path.is_dir() else path.parent))
+    ws.refresh()
+    ws.close()
+    runs_rep, studies_rep = analyse(ws)
+    findings = {r.run.id: r.findings for r in runs_rep}
+    runs = [r.run for r in runs_rep]
+    # the target is a study when it directly holds two or more runs
+    study_rep = next((s for s in studies_rep if s.study.id == "."), None)
+    if study_rep is not None:
+        return Target(
+            path,
+            study_rep.study.runs,
+            study_rep.study,
+            findings,
+            study_rep.best_run,
+            study_rep.infeasible_runs,
+        )
+    if len(runs) == 1:
+        return Target(path, runs, None, findings, runs[0].id, [])
+    if not runs:
+        return Target(path, [], None, findings, None, [])
+    # a folder of several unrelated runs: judge by the best of the whole
+    return Target(path, runs, None, findings, None, [])
+
+
+def run_lr(run: Run) -> float | None:
+    for key in ("lr",):
+        v = run.hparams.get(key)
+        if isinstance(v, int | float) and not isinstance(v, bool) and v > 0:
+            return float(v)
+    if run.run_json and isinstance(run.run_json.get("spec"), dict):
+        v = run.run_json["spec"].get("optimizer", {}).get("lr")
+        if isinstance(v, int | float) and v > 0:
+            return float(v)
+    if run.store.has("lr"):
+        s = run.store.series("lr").values
+        s = s[np.isfinite(s)]
+        if s.size:
+            return float(s.max())  # the peak rate
+    return None
+
+
+def is_unstable(run: Run, findings: list[Finding]) -> bool:
+    return any(f.kind in UNSTABLE_KINDS for f in findings)
+
+
+# -- relaunch source -------------------------------------------------------------------------
+
+
+def base_spec(run: Run) -> tuple[rspec.RunSpec | None, list[str], dict[str, Any]]:
+    """The spec that reruns `run` as it was: (spec, missing, known values)."""
+    if run.run_json and isinstance(run.run_json.get("spec"), dict):
+        try:
+            spec = rspec.from_dict(run.run_json["spec"])
+        except rspec.SpecError as exc:
+            return None, [f"a usable spec in {run.path / 'run.json'}: {exc}"], {}
+        if isinstance(spec, rspec.StudySpec):
+            spec = spec.base
+        return spec, [], rspec.to_dict(spec)
+    known: dict[str, Any] = {"name": _safe_name(run.path.name)}
+    lr = run_lr(run)
+    if lr is not None:
+        known["optimizer"] = {"lr": lr}
+    steps = run.hparams.get("max_train_steps") or run.total_steps
+    if isinstance(steps, int) and steps > 0:
+        known["max_train_steps"] = steps
+    for key in ("batch_size", "seed", "clip_norm"):
+        v = run.hparams.get(key)
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            known[key] = v
+    warm = run.hparams.get("warmup_steps")
+    known["schedule"] = {
+        "kind": "constant",
+        "warmup_steps": int(warm)
+        if isinstance(warm, int | float) and not isinstance(warm, bool)
+        else 0,
+    }
+    template = load_config(run.path.parent, run.path).launch_command
+    if template is None:
+        return None, [NO_SOURCE], known
+    known["command"] = list(template)
+    known.pop("workload", None)
+    missing = _template_missing(list(template), known)
+    if missing:
+        return None, missing, known
+    try:
+        spec = rspec.from_dict(known)
+    except rspec.SpecError as exc:
+        return None, [f"values for the launch template: {exc}"], known
+    assert isinstance(spec, rspec.RunSpec)
+    return spec, [], known
+
+
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)\}")
+
+
+def _template_missing(template: list[str], known: dict[str, Any]) -> list[str]:
+    """Placeholders of the template whose values this run does not tell."""
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, d: dict[str, Any]) -> None:
+        for k, v in d.items():
+            if isinstance(v, dict):
+                walk(f"{prefix}{k}.", v)
+            else:
+                flat[f"{prefix}{k}"] = v
+
+    walk("", known)
+    missing = []
+    for part in template:
+        for name in _PLACEHOLDER.findall(part):
+            if name == "run_dir":
+                continue
+            key = rspec.canonical_key(name)
+            if key not in flat and key not in ("schedule.post_warmup_steps", "clip_norm"):
+                missing.append(f"{name} (the run's {key} is not known)")
+    return missing
+
+
+def _safe_name(name: str) -> str:
+    """A folder-name stem from a run name: no separators, no `..`, nothing a shell reads."""
+    stem = re.sub(r"[^A-Za-z0-9._=-]+", "_", name).strip("._") or "run"
+    return stem[:60]
+
+
+def default_out(target: Path) -> Path:
+    """New study folders go beside the target, so the watched tree shows them."""
+    target = target.resolve()
+    return target.parent
+
+
+# -- the plans -------------------------------------------------------------------------------
+
+
+def plan(
+    kind: str, target: Path | str, out: Path | str | None = None, factor: float = 10.0
+) -> Plan:
+    target = Path(target)
+    if kind not in KINDS:
+        raise ValueError(f"unknown plan kind {kind!r}; one of {', '.join(KINDS)}")
+    p = Plan(kind, str(target), out=str(Path(out) if out else default_out(target)))
+    if not target.exists():
+        p.missing.append(f"{target}: no such run or study folder")
+        return p
+    t = load_target(target)
+    if not t.runs:
+        p.missing.append(
+            f"{target}: no run found (no metrics.jsonl, metrics.csv, event "
+            "file or trainer_state.json)"
+        )
+        return p
+    builder = {
+        "warmup": _plan_warmup,
+        "warmup-apply": _plan_warmup_apply,
+        "clip": _plan_clip,
+        "probe": _plan_probe,
+        "fit": _plan_fit,
+        "extend": _plan_extend,
+    }[kind]
+    if kind == "warmup":
+        _plan_warmup(p, t, factor)
+    else:
+        builder(p, t)
+    return p
+
+
+def _finish(
+    p: Plan,
+    baseline: Run,
+    base: rspec.RunSpec | None,
+    known: dict[str, Any],
+    missing: list[str],
+    trials: list[dict[str, Any]],
+    name: str,
+    base_overrides: dict[str, Any],
+) -> None:
+    """Turn a baseline and the trials into the plan's spec (or its partial form)."""
+    p.missing.extend(m for m in missing if m not in p.missing)
+    p.remedy = {
+        "kind": p.kind,
+        "source": str(Path(p.target).resolve()),
+        "baseline": str(baseline.path.resolve()),
+    }
+    study = {"name": name, "search": "list", "list": trials}
+    if base is None or p.missing:
+        partial = dict(known)
+        for key, value in base_overrides.items():
+            _set_dotted(partial, key, value)
+        partial["study"] = study
+        p.partial = partial
+        return
+    try:
+        run = rspec.apply_overrides(base, base_overrides) if base_overrides else base
+        spec = rspec.from_dict({**rspec.to_dict(run), "study": study})
+    except rspec.SpecError as exc:
+        p.missing.append(f"a valid spec: {exc}")
+        p.partial = {**known, "study": study}
+        return
+    assert isinstance(spec, rspec.StudySpec)
+    p.spec = spec
+
+
+def _set_dotted(d: dict[str, Any], key: str, value: Any) -> None:
+    key = rspec.canonical_key(key)
+    parts = key.split(".")
+    node = d
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    if value is None:
+        node.pop(parts[-1], None)
+    else:
+        node[parts[-1]] = value
+
+
+def _max_train_steps(run: Run, base: rspec.RunSpec | None, known: dict[str, Any]) -> int:
+    if base is not None:
+        return base.max_train_steps
+    v = known.get("max_train_steps") or run.hparams.get("max_train_steps") or run.total_steps
+    return int(v) if isinstance(v, int | float) else 0
+
+
+def warmup_lengths(max_train_steps: int, share: float = WARMUP_MAX_SHARE) -> list[int]:
+    """R19: 10, 100, 1,000, ... kept at or below `share` of max_train_steps."""
+    out = []
+    w = 10
+    while w <= share * max_train_steps:
+        out.append(w)
+        w *= 10
+    return out
+
+
+def _plan_warmup(p: Plan, t: Target, factor: float) -> None:
+    """R18/R19: sweep warmup_steps at base_learning_rate = factor x the unstable rate."""
+    unstable = [
+        r
+        for r in t.runs
+        if (r.id in t.infeasible or is_unstable(r, t.findings.get(r.id, [])))
+        and run_lr(r) is not None
+    ]
+    if not unstable:
+        p.missing.append(
+            "an unstable run: no trial of this target diverged or trended up after a decline "
+            "(R12); warmup is for runs that are unstable"
+        )
+        return
+    baseline = min(unstable, key=lambda r: run_lr(r) or math.inf)
+    unstable_lr = run_lr(baseline)
+    assert unstable_lr is not None
+    base_lr = factor * unstable_lr
+    base, missing, known = base_spec(baseline)
+    steps = _max_train_steps(baseline, base, known)
+    lengths = warmup_lengths(steps)
+    p.computed = {
+        "unstable_lr": unstable_lr,
+        "base_lr": base_lr,
+        "factor": factor,
+        "max_train_steps": steps,
+        "warmup_steps": lengths,
+        "baseline": baseline.id,
+    }
+    if not lengths:
+        p.missing.append(
+            f"max_train_steps >= 100 (it is {steps}): the shortest warmup tried, "
+            "10 steps, must stay within 10% of it (R19)"
+        )
+    p.notes.append(
+        f"R18: base_learning_rate {base_lr:g} = {factor:g} x unstable rate {unstable_lr:g} "
+        f"(run {baseline.id}); each trial ramps 0 -> {base_lr:g} over W steps, then holds it "
+        "2W steps"
+    )
+    trials = [{"schedule.warmup_steps": w, "schedule.post_warmup_steps": 2 * w} for w in lengths]
+    _finish(
+        p,
+        baseline,
+        base,
+        known,
+        missing,
+        trials,
+        "warmup",
+        {
+            "optimizer.lr": base_lr,
+            "schedule.kind": "constant",
+            "max_train_steps": 0,
+            "schedule.warmup_steps": 0,
+            "schedule.post_warmup_steps": 0,
+        },
+    )
+
+
+def collapsed(run: Run, blowup: float = 5.0) -> tuple[bool, str]:
+    """A warmup trial collapsed when its training loss became non-finite, rose above
+    `blowup` x its first value, or ended no lower than it started (no progress at the held
+    rate). Returns (collapsed, why)."""
+    s = run.store.series("loss")
+    v = s.values.astype(np.float64)
+    if v.size < 2:
+        return True, "no training loss logged"
+    if not np.all(np.isfinite(v)):
+        i = int(np.flatnonzero(~np.isfinite(v))[0])
+        return True, f"loss non-finite at step {int(s.steps[i])}"
+    first = float(v[0])
+    if first > 0 and float(v.max()) > blowup * first:
+        i = int(np.argmax(v > blowup * first))
+        return (
+            True,
+            f"loss {float(v[i]):.4g} > {blowup:g}x first {first:.4g} at step {int(s.steps[i])}",
+        )
+    tail = v[-max(1, v.size // 10) :]
+    if float(np.mean(tail)) >= first:
+        return True, f"final loss {float(np.mean(tail)):.4g} not below first {first:.4g}"
+    return False, f"final loss {float(np.mean(tail)):.4g} from {first:.4g}"
+
+
+def _warmup_of(run: Run) -> int | None:
+    spec = (run.run_json or {}).get("spec") or {}
+    w = spec.get("schedule", {}).get("warmup_steps")
+    if isinstance(w, int):
+        return w
+    v = run.hparams.get("warmup_steps")
+    return int(v) if isinstance(v, int | float) else None
+
+
+def _plan_warmup_apply(p: Plan, t: Target) -> None:
+    """R19-R21: the shortest warmup whose trial did not collapse, prepended to the baseline at
+    base_learning_rate, beside a rerun of the baseline; compared by retrospective best (R1)."""
+    trials = [r for r in t.runs if (r.remedy or {}).get("kind") == "warmup"]
+    if not trials:
+        p.missing.append("a finished warmup study (made by `tunetop plan warmup --launch` or w)")
+        return
+    running = [r.id for r in trials if r.status in (None, "running")]
+    if running:
+        p.missing.append(f"the warmup study to finish ({len(running)} trial(s) still running)")
+    verdicts = []
+    for r in sorted(trials, key=lambda r: _warmup_of(r) or 0):
+        bad, why = collapsed(r)
+        verdicts.append({"run": r.id, "warmup_steps": _warmup_of(r), "collapsed": bad, "why": why})
+    p.computed["trials"] = verdicts
+    p.notes.append(
+        "collapse = training loss non-finite, above 5x its first value, or ending "
+        "no lower than it started"
+    )
+    good = [v for v in verdicts if not v["collapsed"] and v["warmup_steps"] is not None]
+    remedy = trials[0].remedy or {}
+    baseline_path = Path(remedy.get("baseline") or remedy.get("source") or "")
+    base_lr = (trials[0].run_json or {}).get("spec", {}).get("optimizer", {}).get("lr")
+    p.computed["base_lr"] = base_lr
+    if not good:
+        p.missing.append(
+            "a warmup that did not collapse: every trial collapsed; try the "
+            "next power of ten, or a smaller base_learning_rate (R19)"
+        )
+        return
+    chosen = int(good[0]["warmup_steps"])
+    p.computed["warmup_steps"] = chosen
+    if not baseline_path.is_dir():
+        p.missing.append(f"the baseline run {baseline_path} (named in run.json's remedy)")
+        return
+    bt = load_target(baseline_path)
+    baseline = bt.runs[0] if len(bt.runs) == 1 else None
+    if baseline is None:
+        p.missing.append(f"the baseline run {baseline_path}: not a single run")
+        return
+    base, missing, known = base_spec(baseline)
+    steps = _max_train_steps(baseline, base, known)
+    p.computed.update(
+        {"max_train_steps": steps, "total_steps": steps + chosen, "baseline": str(baseline_path)}
+    )
+    share = chosen / steps if steps else math.inf
+    if share > WARMUP_LONG_SHARE:
+        p.notes.append(
+            f"warmup_too_long R21: stable training needs {chosen} warmup steps, {share:.0%} "
+            "of max_train_steps (> 5%): max_train_steps probably needs increasing"
+        )
+    old_lr = run_lr(baseline)
+    old_warm = base.schedule.warmup_steps if base else 0
+    trials_spec = [
+        {
+            "optimizer.lr": old_lr,
+            "schedule.warmup_steps": old_warm,
+            "schedule.post_warmup_steps": 0,
+        },
+        {"optimizer.lr": base_lr, "schedule.warmup_steps": chosen, "schedule.post_warmup_steps": 0},
+    ]
+    p.notes.append(
+        f"R20: {chosen} + {steps} = {chosen + steps} steps; trial 0 reruns the "
+        "baseline for comparison by retrospective best (R1)"
+    )
+    _finish(p, baseline, base, known, missing, trials_spec, "warmup-apply", {})
+
+
+def clip_thresholds(grad_norms: np.ndarray) -> tuple[float, float]:
+    """R23: the 90th percentile of the unclipped norms, and a tighter one (the 75th)."""
+    g = grad_norms[np.isfinite(grad_norms)]
+    return float(np.percentile(g, 90)), float(np.percentile(g, 75))
+
+
+def _pick_run(t: Target) -> Run:
+    if t.best_run is not None:
+        for r in t.runs:
+            if r.id == t.best_run:
+                return r
+    return t.runs[0]
+
+
+def _plan_clip(p: Plan, t: Target) -> None:
+    """R22-R24: clip at the p90 of the unclipped gradient norms, with a tighter trial."""
+    unstable = [
+        r for r in t.runs if is_unstable(r, t.findings.get(r.id, [])) and r.id not in t.infeasible
+    ]
+    run = unstable[0] if (t.study is None and unstable) else _pick_run(t)
+    if not run.store.has("grad_norm") or run.store.count("grad_norm") < 10:
+        p.missing.append("grad_norm: log the unclipped total gradient norm every step (R14)")
+        base, missing, known = base_spec(run)
+        _finish(p, run, base, known, missing, [], "clip", {})
+        return
+    p90, p75 = clip_thresholds(run.store.series("grad_norm").values.astype(np.float64))
+    p.computed = {"run": run.id, "p90": p90, "p75": p75, "points": run.store.count("grad_norm")}
+    p.notes.append(
+        f"R23: clip_norm {p90:.4g} = p90 of {run.store.count('grad_norm')} unclipped "
+        f"norms; tighter trial {p75:.4g} (p75). Over 50% clipped: lower the learning "
+        "rate instead (R24)"
+    )
+    base, missing, known = base_spec(run)
+    trials = [{"clip_norm": _round(p90)}, {"clip_norm": _round(p75)}]
+    _finish(p, run, base, known, missing, trials, "clip", {})
+
+
+def _round(x: float) -> float:
+    return float(f"{x:.4g}")
+
+
+def _plan_probe(p: Plan, t: Target) -> None:
+    """R15: about 500 steps at 2x the best learning rate, evaluating every step."""
+    run = _pick_run(t)
+    lr = run_lr(run)
+    if lr is None:
+        p.missing.append("the learning rate of the best run")
+        return
+    p.computed = {"run": run.id, "best_lr": lr, "probe_lr": 2 * lr, "steps": PROBE_STEPS}
+    base, missing, known = base_spec(run)
+    steps = min(PROBE_STEPS, _max_train_steps(run, base, known) or PROBE_STEPS)
+    p.computed["steps"] = steps
+    p.notes.append(
+        f"R15: {steps} steps at 2 x {lr:g} = {2 * lr:g}, evaluating every step: "
+        "early instability shows as a rise in the first steps"
+    )
+    _finish(
+        p,
+        run,
+        base,
+        known,
+        missing,
+        [{"optimizer.lr": 2 * lr}],
+        "probe",
+        {"max_train_steps": steps, "eval_every": 1, "checkpoint_every": 0},
+    )
+
+
+FIT_GRID = (0.1, 0.3, 1.0, 3.0, 10.0)
+
+
+def _plan_fit(p: Plan, t: Target) -> None:
+    """R4: a constant-learning-rate sweep, no regularization, no decay, no clipping, for N
+    steps (N = the target's max_train_steps)."""
+    run = _pick_run(t)
+    lr = run_lr(run)
+    if lr is None:
+        p.missing.append("the learning rate of the target run")
+        return
+    base, missing, known = base_spec(run)
+    steps = _max_train_steps(run, base, known)
+    grid = [_round(lr * f) for f in FIT_GRID]
+    p.computed = {"run": run.id, "lrs": grid, "max_train_steps": steps}
+    p.notes.append(
+        "R4: constant rate, no warmup, no decay, no clipping, no weight decay; the "
+        "first step the fastest trial fits the training set is the starting "
+        "max_train_steps (mind R5 if the best rate is at the grid's edge)"
+    )
+    overrides = {
+        "schedule.kind": "constant",
+        "schedule.warmup_steps": 0,
+        "schedule.post_warmup_steps": 0,
+        "clip_norm": None,
+    }
+    if base is not None and base.optimizer.weight_decay is not None:
+        overrides["optimizer.weight_decay"] = 0.0
+    _finish(p, run, base, known, missing, [{"optimizer.lr": v} for v in grid], "fit", overrides)
+
+
+def _plan_extend(p: Plan, t: Target, factor: float = 2.0) -> None:
+    """R6: round two reruns the best configuration longer. Linear decay: keep the decay
+    length, lengthen the constant phase before it; cosine: keep the base rate, stretch
+    max_train_steps."""
+    run = _pick_run(t)
+    base, missing, known = base_spec(run)
+    steps = _max_train_steps(run, base, known)
+    kind = base.schedule.kind if base is not None else known.get("schedule", {}).get("kind")
+    new_steps = int(steps * factor)
+    if kind == "linear":
+        extra = new_steps - steps
+        post = (base.schedule.post_warmup_steps if base else 0) + extra
+        trials = [{"schedule.post_warmup_steps": post}]
+        how = f"linear: decay length {steps} kept, constant phase lengthened by {extra} steps"
+    else:
+        trials = [{"max_train_steps": new_steps}]
+        how = f"{kind or 'cosine'}: base rate kept, max_train_steps {steps} -> {new_steps}"
+    p.computed = {
+        "run": run.id,
+        "schedule": kind,
+        "old_max_train_steps": steps,
+        "new_total_steps": (base.total_steps if base else steps) + new_steps - steps,
+    }
+    p.notes.append(f"R6: {how} (the source marks this as speculative)")
+    _finish(p, run, base, known, missing, trials, "extend", {})
+
+
+def device_for_trials(n: int) -> list[str]:
+    """Where the runner will put each trial: one GPU each when there are GPUs, else the CPU.
+    Read from the driver's files: the monitor never imports torch."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    try:
+        gpus = len(os.listdir("/proc/driver/nvidia/gpus"))
+    except OSError:
+        gpus = 0
+    if visible is not None:
+        gpus = min(gpus, len([v for v in visible.split(",") if v.strip()]))
+    if gpus == 0:
+        return ["cpu"] * n
+    return [f"cuda:{i % gpus}" for i in range(n)]
