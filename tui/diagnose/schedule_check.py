@@ -1,0 +1,70 @@
+"""R7: hand-made piecewise learning-rate schedules.
+
+The playbook's default is linear or cosine decay; a piecewise schedule driven by watching the
+validation curve is to be avoided, while an automated, reproducible rule is acceptable. So a
+run is flagged when its `lr` series holds two or more sudden drops between flat stretches AND
+the drops are irregular (uneven intervals or uneven factors): StepLR / MultiStepLR-style
+schedules with a fixed period and factor are a reproducible rule and pass. Warmup (a rise),
+linear and cosine decay (small, steady changes between logged points) are never drops here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tui.diagnose.findings import Finding
+
+DROP_RATIO = 0.8  # a drop: the rate falls below 80% of its value in one logged step
+FLAT_TOL = 0.01  # a flat stretch: the rate moves less than 1% between logged points
+INTERVAL_SPREAD = 1.25  # intervals between drops differing more than 25% are irregular
+FACTOR_SPREAD = 0.10  # drop factors differing more than 10% (relative) are irregular
+
+
+def find_drops(steps: np.ndarray, lr: np.ndarray) -> list[tuple[int, float]]:
+    """(step, factor) of each sudden drop between flat stretches of the lr series."""
+    ok = np.isfinite(lr) & (lr > 0)
+    steps, lr = steps[ok], lr[ok].astype(np.float64)
+    if lr.size < 4:
+        return []
+    ratio = lr[1:] / lr[:-1]
+    drops = []
+    for i in np.flatnonzero(ratio < DROP_RATIO).tolist():
+        # flat before (the point before the drop equals the one before it) and after
+        before_flat = i == 0 or abs(ratio[i - 1] - 1.0) <= FLAT_TOL
+        after_flat = i + 1 >= ratio.size or abs(ratio[i + 1] - 1.0) <= FLAT_TOL
+        if before_flat and after_flat:
+            drops.append((int(steps[i + 1]), float(ratio[i])))
+    return drops
+
+
+def hand_made_schedule(steps: np.ndarray, lr: np.ndarray) -> Finding | None:
+    drops = find_drops(steps, lr)
+    if len(drops) < 2:
+        return None
+    at = np.array([s for s, _ in drops], dtype=np.float64)
+    factors = np.array([f for _, f in drops])
+    intervals = np.diff(np.concatenate(([0.0], at)))
+    # the first interval of MultiStep-like rules may differ (a delay); judge the rest when
+    # there are enough drops to tell
+    judged = intervals[1:] if intervals.size >= 3 else intervals
+    irregular_intervals = judged.max() > INTERVAL_SPREAD * max(judged.min(), 1.0)
+    irregular_factors = (factors.max() - factors.min()) > FACTOR_SPREAD * factors.mean()
+    if not (irregular_intervals or irregular_factors):
+        return None
+    where = ", ".join(f"{s} (x{f:.2g})" for s, f in drops[:6])
+    more = f" and {len(drops) - 6} more" if len(drops) > 6 else ""
+    why = " and ".join(
+        w
+        for w, on in (
+            ("uneven intervals", irregular_intervals),
+            ("uneven factors", irregular_factors),
+        )
+        if on
+    )
+    return Finding(
+        "hand_made_schedule",
+        f"lr drops at steps {where}{more}: {why}, a hand-made piecewise schedule (R7); "
+        "prefer linear or cosine decay, or an automated, reproducible rule",
+        step=drops[0][0],
+        evidence={"drops": [{"step": s, "factor": f} for s, f in drops]},
+    )
