@@ -123,9 +123,24 @@ class Supervisor:
         log_path = folder / f"{job_id}.log"
         spec_path.write_text(rspec.to_toml(plan.spec))
         cmd = [self.python, "-m", "runner", str(spec_path), "--out", str(out)]
+        env = {"TUNETOP_REMEDY": json.dumps(plan.remedy)}
+        return self.spawn(cmd, plan.kind, out, job_id, log_path, env)
+
+    def spawn(
+        self,
+        cmd: list[str],
+        kind: str,
+        out: Path,
+        job_id: str | None = None,
+        log_path: Path | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> Job:
+        """Start `cmd` (an argv list: no shell) as a supervised child in its own session."""
+        job_id = job_id or f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}-{len(self.jobs)}"
+        log_path = log_path or state_dir() / f"{job_id}.log"
         env = dict(os.environ)
         env["PYTHONUNBUFFERED"] = "1"  # children's output reaches the disk as it is written
-        env["TUNETOP_REMEDY"] = json.dumps(plan.remedy)
+        env.update(extra_env or {})
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(
                 cmd,
@@ -136,7 +151,7 @@ class Supervisor:
                 env=env,
                 close_fds=True,
             )
-        job = Job(job_id, plan.kind, proc.pid, cmd, out, log_path, time.time(), proc)
+        job = Job(job_id, kind, proc.pid, cmd, out, log_path, time.time(), proc)
         with self._lock:
             self.jobs[job_id] = job
         return job
