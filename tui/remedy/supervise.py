@@ -12,7 +12,6 @@ thing written there is the new study folder the runner creates.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -69,6 +68,20 @@ class Job:
     def alive(self) -> bool:
         return self.state == "running"
 
+    @property
+    def study_dir(self) -> Path | None:
+        """The folder the runner wrote: the first line it prints."""
+        if self.run_dir is not None:
+            return self.run_dir
+        if self.log is None:
+            return None
+        try:
+            with open(self.log, "rb") as fh:
+                first = fh.readline(4096).decode("utf-8", "replace").strip()
+        except OSError:
+            return None
+        return Path(first) if first and Path(first).is_dir() else None
+
     def last_lines(self, n: int = 5) -> list[str]:
         """The last lines of the child's output (drawn inertly by the caller)."""
         path = self.log
@@ -122,9 +135,19 @@ class Supervisor:
         spec_path = folder / f"{job_id}.toml"
         log_path = folder / f"{job_id}.log"
         spec_path.write_text(rspec.to_toml(plan.spec))
-        cmd = [self.python, "-m", "runner", str(spec_path), "--out", str(out)]
-        env = {"TUNETOP_REMEDY": json.dumps(plan.remedy)}
-        return self.spawn(cmd, plan.kind, out, job_id, log_path, env)
+        cmd = [
+            self.python,
+            "-m",
+            "runner",
+            str(spec_path),
+            "--out",
+            str(out),
+            "--remedy",
+            plan.kind,
+            "--remedy-source",
+            plan.remedy.get("baseline") or plan.remedy.get("source", ""),
+        ]
+        return self.spawn(cmd, plan.kind, out, job_id, log_path)
 
     def spawn(
         self,

@@ -1,0 +1,68 @@
+"""`tunetop demo`: a live CPU training run that goes unstable, and the dashboard on it.
+
+It trains the runner's tiny post-LN transformer with Adam at a high learning rate and no
+warmup (an early instability, R13), in a temporary folder, and opens the dashboard on that
+folder. A finding appears as the loss misbehaves; pressing `w` plans (and launches) the warmup
+study that fixes it (R18), whose trials appear in the run tree as they start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from runner import spec as rspec
+
+DEMO_LR = 0.01  # high enough that the post-LN transformer is unstable without warmup
+
+
+def demo_spec(lr: float, steps: int) -> rspec.RunSpec:
+    spec = rspec.RunSpec(
+        workload="tiny_transformer",
+        name="demo",
+        max_train_steps=steps,
+        batch_size=32,
+        eval_every=20,
+        checkpoint_every=0,
+        device="cpu",
+    )
+    spec.optimizer = rspec.OptimizerSpec(name="adam", lr=lr)
+    spec.schedule = rspec.ScheduleSpec(kind="constant")
+    return spec
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="tunetop demo", description=__doc__.splitlines()[0])
+    p.add_argument("--lr", type=float, default=DEMO_LR)
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--dir", default=None, help="folder to use (default: a new temporary one)")
+    p.add_argument("--keep", action="store_true", help="keep the folder when the demo ends")
+    ns = p.parse_args(argv)
+    base = Path(ns.dir) if ns.dir else Path(tempfile.mkdtemp(prefix="tunetop-demo-"))
+    runs = base / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    spec_path = base / "demo.toml"
+    spec_path.write_text(rspec.to_toml(demo_spec(ns.lr, ns.steps)))
+
+    from tui.app import make_app
+    from tui.remedy.supervise import Supervisor
+
+    supervisor = Supervisor()
+    job = supervisor.spawn(
+        [sys.executable, "-m", "runner", str(spec_path), "--out", str(runs)], "demo", runs
+    )
+    print(f"tunetop demo: training in {runs} (pid {job.pid})", file=sys.stderr)
+    try:
+        app = make_app([runs], supervisor=supervisor)
+        app.run()
+    finally:
+        for j in supervisor.running():
+            supervisor.stop(j)
+        if ns.keep or ns.dir:
+            print(f"tunetop demo: runs kept in {runs}", file=sys.stderr)
+        else:
+            shutil.rmtree(base, ignore_errors=True)
+    return 0
