@@ -234,3 +234,68 @@ def test_plan_cli_exit_codes(tmp_path: Path) -> None:
         text=True,
     )
     assert usage.returncode == 2
+
+
+def test_probe_cites_r15_and_clip_cites_r23_r24(tmp_path: Path) -> None:
+    norms = [1.0 + (i % 7) for i in range(60)]
+    write_run(tmp_path / "run", healthy(), 0.05, 3000, grad_norms=norms)
+    assert any("R15" in n for n in plan("probe", tmp_path / "run").notes)
+    notes = plan("clip", tmp_path / "run").notes
+    assert any("R23" in n and "R24" in n for n in notes)
+
+
+def test_fit_plan_is_a_constant_rate_grid_without_regularization(tmp_path: Path) -> None:
+    """R4: constant rate, no decay, no clipping, N = the target's max_train_steps."""
+    write_run(tmp_path / "run", healthy(), 0.01, 4000)
+    p = plan("fit", tmp_path / "run")
+    assert p.launchable, p.missing
+    spec = p.to_json()["spec"]
+    assert spec["schedule"]["kind"] == "constant"
+    assert spec["schedule"]["warmup_steps"] == 0
+    assert "clip_norm" not in spec
+    assert spec["max_train_steps"] == 4000
+    assert [t["optimizer.lr"] for t in spec["study"]["list"]] == [0.001, 0.003, 0.01, 0.03, 0.1]
+
+
+def test_extend_plan_stretches_cosine_and_lengthens_linear_constant_phase(tmp_path: Path) -> None:
+    """R6: cosine keeps the base rate and stretches max_train_steps; linear keeps the decay
+    length and lengthens the constant phase before it."""
+    write_run(tmp_path / "cos", healthy(), 0.01, 1000)
+    p = plan("extend", tmp_path / "cos")
+    assert p.trials() == [{"max_train_steps": 2000}]
+    assert any("R6" in n for n in p.notes)
+    lin = write_run(tmp_path / "lin", healthy(), 0.01, 1000)
+    run_json = json.loads((lin / "run.json").read_text())
+    run_json["spec"]["schedule"]["kind"] = "linear"
+    (lin / "run.json").write_text(json.dumps(run_json))
+    p = plan("extend", lin)
+    assert p.trials() == [{"schedule.post_warmup_steps": 1000}]
+    specs = [rspec.apply_overrides(p.spec.base, t) for t in p.trials()]
+    assert specs[0].max_train_steps == 1000 and specs[0].total_steps == 2000
+
+
+def test_steps_to_fit_finding_and_its_r5_edge_warning(tmp_path: Path) -> None:
+    from tui.diagnose.fit import steps_to_fit
+    from tui.logs.workspace import Workspace
+
+    remedy = {"kind": "fit", "source": "x"}
+    # loss falls by a factor e every `tau` steps; faster at higher rates
+    for lr, tau in ((0.001, 400.0), (0.01, 100.0), (0.1, 25.0)):
+        write_run(
+            tmp_path / "fit" / f"lr={lr}",
+            [2.0 * math.exp(-i / tau) for i in range(600)],
+            lr,
+            600,
+            remedy=remedy,
+        )
+    ws = Workspace([tmp_path / "fit"])
+    ws.refresh()
+    study = ws.studies["."]
+    found = steps_to_fit(study)
+    kinds = [f.kind for f in found]
+    assert kinds == ["steps_to_fit", "best_at_search_boundary"]
+    fit = found[0]
+    assert fit.rule == "R4" and fit.evidence["lr"] == 0.1
+    # level = 1% of 2.0; exp(-i/25) <= 0.01 from i = 116 (window of 5 -> +4)
+    assert abs(fit.step - 119) <= 5
+    assert found[1].evidence["side"] == "high"
