@@ -299,3 +299,19 @@ def test_steps_to_fit_finding_and_its_r5_edge_warning(tmp_path: Path) -> None:
     # level = 1% of 2.0; exp(-i/25) <= 0.01 from i = 116 (window of 5 -> +4)
     assert abs(fit.step - 119) <= 5
     assert found[1].evidence["side"] == "high"
+
+
+def test_template_value_the_run_does_not_tell_is_missing(tmp_path: Path) -> None:
+    """DESIGN's sample template passes {clip_norm}; a run without clipping cannot fill it,
+    and no spec default may stand in for it."""
+    run = write_run(tmp_path / "run", diverging(), 0.3, 5000, runner=False)
+    (tmp_path / "tunetop.toml").write_text(
+        '[launch]\ncommand = ["python", "train.py", "--lr", "{lr}", "--clip", "{clip_norm}"]\n'
+    )
+    warm = plan("warmup", run)
+    assert not warm.launchable
+    assert any(m.startswith("clip_norm") for m in warm.missing)
+    norms = [float(i % 10 + 1) for i in range(60)]
+    run2 = write_run(tmp_path / "run2", diverging(), 0.3, 5000, grad_norms=norms, runner=False)
+    clip = plan("clip", run2)  # the clip study sets clip_norm in every trial
+    assert clip.launchable, clip.missing

@@ -178,22 +178,25 @@ def base_spec(run: Run) -> tuple[rspec.RunSpec | None, list[str], dict[str, Any]
         return None, [NO_SOURCE], known
     known["command"] = list(template)
     known.pop("workload", None)
-    missing = _template_missing(list(template), known)
-    if missing:
-        return None, missing, known
     try:
         spec = rspec.from_dict(known)
     except rspec.SpecError as exc:
         return None, [f"values for the launch template: {exc}"], known
     assert isinstance(spec, rspec.RunSpec)
-    return spec, [], known
+    # the template's values this run does not tell; _finish accepts them only where the
+    # plan's trials set them (a spec default must never stand in for the user's value)
+    unknown = _template_unknown(list(template), known)
+    return spec, [UNKNOWN_PREFIX + k for k in unknown], known
+
+
+UNKNOWN_PREFIX = "template value: "
 
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)\}")
 
 
-def _template_missing(template: list[str], known: dict[str, Any]) -> list[str]:
-    """Placeholders of the template whose values this run does not tell."""
+def _template_unknown(template: list[str], known: dict[str, Any]) -> list[str]:
+    """Dotted keys the template's placeholders need that this run does not tell."""
     flat: dict[str, Any] = {}
 
     def walk(prefix: str, d: dict[str, Any]) -> None:
@@ -204,15 +207,13 @@ def _template_missing(template: list[str], known: dict[str, Any]) -> list[str]:
                 flat[f"{prefix}{k}"] = v
 
     walk("", known)
-    missing = []
+    unknown = []
     for part in template:
         for name in _PLACEHOLDER.findall(part):
-            if name == "run_dir":
-                continue
             key = rspec.canonical_key(name)
-            if key not in flat and key not in ("schedule.post_warmup_steps", "clip_norm"):
-                missing.append(f"{name} (the run's {key} is not known)")
-    return missing
+            if name != "run_dir" and key not in flat and key not in unknown:
+                unknown.append(key)
+    return unknown
 
 
 def _safe_name(name: str) -> str:
@@ -273,10 +274,23 @@ def _finish(
     base_overrides: dict[str, Any],
 ) -> None:
     """Turn a baseline and the trials into the plan's spec (or its partial form)."""
-    p.missing.extend(m for m in missing if m not in p.missing)
+    set_by_plan = {rspec.canonical_key(k) for k in base_overrides}
+    if trials:
+        set_by_plan |= set.intersection(*({rspec.canonical_key(k) for k in t} for t in trials))
+    for m in missing:
+        if m.startswith(UNKNOWN_PREFIX):
+            key = m[len(UNKNOWN_PREFIX) :]
+            if key in set_by_plan:
+                continue
+            m = f"{key}: the launch template needs it and the run does not tell it"
+        if m not in p.missing:
+            p.missing.append(m)
+    # the runner records it in each trial's run.json as {"kind", "source"}: the source is the
+    # run the remedy is for (for a study target, its unstable or best trial)
     p.remedy = {
         "kind": p.kind,
-        "source": str(Path(p.target).resolve()),
+        "source": str(baseline.path.resolve()),
+        "target": str(Path(p.target).resolve()),
         "baseline": str(baseline.path.resolve()),
     }
     study = {"name": name, "search": "list", "list": trials}
@@ -290,6 +304,9 @@ def _finish(
     try:
         run = rspec.apply_overrides(base, base_overrides) if base_overrides else base
         spec = rspec.from_dict({**rspec.to_dict(run), "study": study})
+        if run.command is not None:  # every trial's command can be filled in
+            for trial in trials or [{}]:
+                rspec.format_placeholders(run.command, rspec.apply_overrides(run, trial), "RUN_DIR")
     except rspec.SpecError as exc:
         p.missing.append(f"a valid spec: {exc}")
         p.partial = {**known, "study": study}

@@ -1,0 +1,95 @@
+"""Atomic checkpoints (issue 4 item 3, issue 8 item 3).
+
+    RUN/checkpoints/last.pt   the latest periodic checkpoint: what --resume continues from
+    RUN/checkpoints/best.pt   the state at the lowest validation loss so far, kept apart (R1)
+
+A checkpoint is written to a temp file in the same folder, flushed, fsynced, then os.replace-d
+over the old one, and the folder is fsynced: a kill -9 at any moment leaves the previous good
+checkpoint in place (a stray `.last.pt.*.tmp` at worst, which is never read and is removed by
+the next save).
+
+A checkpoint holds everything the next step depends on, so that a resumed run yields the same
+curve as an uninterrupted one with the same seed: model, optimizer, AMP grad scaler, the step
+it completed, the best validation loss so far, and the RNG states (torch CPU and CUDA, numpy,
+Python). The data order needs no state: the runner seeds the batch generator from (seed, rank,
+step) every step (runner/train.py).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from runner.rundir import fsync_dir
+
+LAST = "last.pt"
+BEST = "best.pt"
+
+
+def rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        cuda_states = state["cuda"]
+        if len(cuda_states) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda_states)
+
+
+def save_atomic(obj: Any, path: Path) -> None:
+    """torch.save `obj` to `path` so that `path` is always either the old or the new file."""
+    path = Path(path)
+    path.parent.mkdir(exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def checkpoint_dir(run_dir: Path) -> Path:
+    return Path(run_dir) / "checkpoints"
+
+
+def save(run_dir: Path, which: str, state: dict[str, Any]) -> Path:
+    """Write checkpoints/<which> (LAST or BEST) atomically; returns its path."""
+    folder = checkpoint_dir(run_dir)
+    folder.mkdir(exist_ok=True)
+    for stale in folder.glob(f".{which}.*.tmp"):  # left by a kill -9 mid-save
+        try:
+            stale.unlink()
+        except FileNotFoundError:
+            pass
+    path = folder / which
+    save_atomic(state, path)
+    return path
+
+
+def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    # weights_only=False: the state holds numpy / Python RNG states. The runner loads only its
+    # own checkpoints, on the user's explicit --resume (issue 8 item 5).
+    return torch.load(path, map_location=map_location, weights_only=False)
+
+
+def latest(run_dir: Path) -> Path | None:
+    """The checkpoint --resume continues from, or None when the run wrote none."""
+    path = checkpoint_dir(run_dir) / LAST
+    return path if path.exists() else None

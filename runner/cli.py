@@ -1,0 +1,220 @@
+"""`python -m runner` (and `tunetop run`): train a run or a study from a TOML spec.
+
+    python -m runner SPEC.toml [--out DIR] [--nproc N]   a run or a study under DIR (./runs)
+    python -m runner --resume RUN_FOLDER [--nproc N]     continue a run from its last checkpoint
+
+The first and the last line on stdout are the folder written. A bad spec exits 2 with one line
+on stderr. Exit codes (also run.json's exit_code): 0 finished, 1 failed, 2 bad spec or usage,
+3 diverged (NaN/Inf loss), 128 + N stopped by signal N (130 SIGINT, 143 SIGTERM); an external
+`command` run exits with the command's own code. `--nproc N` trains each run on N processes
+under torchrun (DDP: N GPUs, or N CPU processes on the gloo backend).
+
+`--remedy KIND --remedy-source PATH` mark the runs as a remedy the dashboard launched (run.json's
+`remedy`). `--trial FOLDER` is internal: a study's child process training FOLDER/spec.toml.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+import traceback
+from pathlib import Path
+from typing import IO, Any
+
+from runner import spec as specmod
+from runner.rundir import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    RunRecord,
+    new_run_dir,
+    read_json,
+    write_atomic,
+)
+
+
+class _Tee:
+    """A text stream writing through to the terminal and, unbuffered, to output.log."""
+
+    def __init__(self, stream: IO[str], log: IO[bytes]) -> None:
+        self.stream, self.log = stream, log
+
+    def write(self, s: str) -> int:
+        self.stream.write(s)
+        self.stream.flush()
+        self.log.write(s.encode("utf-8", "replace"))
+        return len(s)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m runner",
+                                description="Train a run or a study from a TOML spec.")
+    p.add_argument("spec", nargs="?", help="the spec file (TOML)")
+    p.add_argument("--out", default="runs", help="output folder (default: ./runs)")
+    p.add_argument("--resume", metavar="RUN_FOLDER",
+                   help="continue a run from its last checkpoint, in the same folder")
+    p.add_argument("--nproc", type=int, default=1,
+                   help="processes per run under torchrun (DDP); default 1")
+    p.add_argument("--remedy", metavar="KIND", help="mark the runs as this remedy")
+    p.add_argument("--remedy-source", metavar="PATH", default="",
+                   help="the run or study the remedy is for")
+    p.add_argument("--trial", metavar="FOLDER", help=argparse.SUPPRESS)
+    return p
+
+
+def _usage_error(message: str) -> int:
+    print(f"runner: error: {message}".replace("\n", " "), file=sys.stderr)
+    return EXIT_USAGE
+
+
+def run_here(run_dir: Path, spec: specmod.RunSpec, *, resume: bool = False,
+             remedy: dict[str, Any] | None = None, tee: bool = True) -> int:
+    """Train (or run the command of) `spec` in this process, in `run_dir`. The exit code.
+
+    run.json is written at the start and at the end (rank 0 only under torchrun); with `tee`
+    stdout and stderr go to the terminal and to output.log, else they are output.log already
+    (a study's child)."""
+    from runner import train  # deferred: torch is slow to import and a bad spec needs none
+
+    rank = int(os.environ.get("RANK", "0"))
+    master = rank == 0
+    record: RunRecord | None = None
+    if master:
+        if resume and (run_dir / "run.json").exists():
+            record = RunRecord.load(run_dir)
+            record.resume()
+        else:
+            record = RunRecord.start(run_dir, spec, remedy)
+    stop = train.Stop()
+    stop.install()
+    stop_event = threading.Event()
+    log: IO[bytes] = open(run_dir / "output.log", "ab", buffering=0)
+    saved = sys.stdout, sys.stderr
+    if tee:
+        sys.stdout, sys.stderr = _Tee(sys.stdout, log), _Tee(sys.stderr, log)  # type: ignore[assignment]
+    try:
+        if spec.command:
+            def forward_stop(signum: int, _frame: object) -> None:
+                stop.request(signum)
+                stop_event.set()
+
+            signal.signal(signal.SIGTERM, forward_stop)
+            signal.signal(signal.SIGINT, forward_stop)
+            echo = saved[0].buffer if tee else None
+            status, code = train_command(spec, run_dir, log, echo, stop_event)
+            if status == "stopped" and stop.signum:
+                code = 128 + stop.signum
+        else:
+            result = train.train(spec, run_dir, resume=resume, stop=stop,
+                                 print_fn=lambda *a: print(*a, flush=True))
+            status, code = result.status, result.exit_code
+    except Exception:
+        traceback.print_exc()  # a bug or a broken workload: this is where a traceback belongs
+        status, code = "failed", EXIT_FAILED
+    finally:
+        sys.stdout, sys.stderr = saved
+        log.close()
+    if record is not None:
+        record.finish(status, code)
+    return code
+
+
+def train_command(spec: specmod.RunSpec, run_dir: Path, log: IO[bytes], echo: IO[bytes] | None,
+                  stop_event: threading.Event) -> tuple[str, int]:
+    from runner.study import run_command
+
+    return run_command(spec, run_dir, log, echo, stop_event)
+
+
+def run_supervised(run_dir: Path, nproc: int, remedy: dict[str, Any] | None) -> int:
+    """A run across several processes: torchrun as a child, its output into output.log."""
+    from runner import study
+
+    spec = specmod.load(run_dir / "spec.toml")
+    assert isinstance(spec, specmod.RunSpec)
+    proc = study.spawn(study.trial_argv(run_dir, nproc, remedy), run_dir / "output.log")
+    stopped = False
+    try:
+        returncode = proc.wait()
+    except KeyboardInterrupt:
+        stopped = True
+        returncode = study.stop_group(proc)
+    study.settle_record(run_dir, spec, returncode, stopped, proc.pid, remedy)
+    return study.exit_code_of(returncode)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    remedy = {"kind": args.remedy, "source": args.remedy_source} if args.remedy else None
+    if args.nproc < 1:
+        return _usage_error("--nproc must be at least 1")
+
+    if args.trial:  # a study's child (or a torchrun worker): the spec is in the folder
+        run_dir = Path(args.trial)
+        try:
+            spec = specmod.load(run_dir / "spec.toml")
+        except specmod.SpecError as e:
+            return _usage_error(str(e))
+        assert isinstance(spec, specmod.RunSpec)
+        return run_here(run_dir, spec, resume=(run_dir / "checkpoints").exists(),
+                        remedy=remedy, tee=False)
+
+    if args.resume:
+        run_dir = Path(args.resume)
+        try:
+            loaded = specmod.from_dict(read_json(run_dir / "run.json")["spec"])
+        except (OSError, ValueError, KeyError) as e:
+            return _usage_error(f"{run_dir}: not a run folder of the runner ({e})")
+        if not isinstance(loaded, specmod.RunSpec):
+            return _usage_error(f"{run_dir}: run.json holds a study spec")
+        print(run_dir, flush=True)
+        if args.nproc > 1:
+            code = run_supervised(run_dir, args.nproc, remedy)
+        else:
+            code = run_here(run_dir, loaded, resume=True, remedy=remedy)
+        print(run_dir, flush=True)
+        return code
+
+    if not args.spec:
+        return _usage_error("give a spec file, or --resume RUN_FOLDER")
+    try:
+        loaded = specmod.load(args.spec)
+        if isinstance(loaded, specmod.StudySpec):
+            from runner import search
+
+            search.trial_specs(loaded)  # every trial valid before anything is written
+    except specmod.SpecError as e:
+        return _usage_error(str(e))
+
+    if isinstance(loaded, specmod.StudySpec):
+        from runner.study import run_study
+
+        return run_study(loaded, Path(args.out), nproc=args.nproc, remedy=remedy)
+
+    if loaded.workload and not loaded.command:
+        from runner.workloads import WorkloadError, resolve
+
+        try:
+            resolve(loaded.workload)  # an unknown workload is a bad spec, not a failed run
+        except WorkloadError as e:
+            return _usage_error(f"{args.spec}: {e}")
+    run_dir = new_run_dir(Path(args.out), loaded.name)
+    write_atomic(run_dir / "spec.toml", specmod.to_toml(loaded).encode())
+    print(run_dir, flush=True)
+    if args.nproc > 1:
+        code = run_supervised(run_dir, args.nproc, remedy)
+    else:
+        code = run_here(run_dir, loaded, remedy=remedy)
+    print(run_dir, flush=True)
+    return code

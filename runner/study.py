@@ -1,0 +1,350 @@
+"""Studies, child processes and external commands.
+
+A study (a spec with a [study] table) is written as
+
+    OUT/<study name>-<YYYYmmdd-HHMMSS>/spec.toml     the study spec as resolved
+    OUT/<study name>-<YYYYmmdd-HHMMSS>/study.json    its trials (folder, overrides, status,
+                                                     exit code) and the study's own status
+    OUT/<study name>-<YYYYmmdd-HHMMSS>/t000/ ...     one folder per trial, made when it starts
+
+Every trial is a separate process, `python -m runner --trial TRIAL_DIR` on the spec.toml
+written into its folder (under `torch.distributed.run` when it spans several devices, `nproc`),
+started in its own session and process group with its stdout and stderr going straight into
+output.log (no buffering in between). As many trials run at once as there are devices: one GPU
+each (CUDA_VISIBLE_DEVICES) when the spec may use CUDA, else `study.parallel` (default 1).
+
+Stopping (SIGTERM or SIGINT to the study): no new trial starts; each running trial's process
+group gets SIGTERM, then SIGKILL after a grace period; every child is reaped. A trial that died
+without recording its end (kill -9, a crash at import) gets it recorded here: status failed, or
+stopped when we stopped it, and the exit code (128 + N for signal N).
+
+Exit codes of a study: 0 when every trial finished or diverged (a diverged trial at the top of a
+sweep is an outcome, R12), 1 when one failed, 128 + N when stopped by signal N.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from runner import search
+from runner import spec as specmod
+from runner.rundir import (
+    EXIT_DIVERGED,
+    EXIT_FAILED,
+    EXIT_FINISHED,
+    RunRecord,
+    new_run_dir,
+    new_trial_dir,
+    read_json,
+    write_atomic,
+    write_json_atomic,
+)
+
+GRACE_SECONDS = 10.0  # SIGTERM -> SIGKILL
+
+
+def exit_code_of(returncode: int) -> int:
+    """Popen's returncode (-N for signal N) as a shell writes it (128 + N)."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def describe_exit(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exit code {returncode}"
+
+
+# ------------------------------------------------------------------------------------------
+# child processes
+# ------------------------------------------------------------------------------------------
+
+
+def trial_argv(trial_dir: Path, nproc: int = 1, remedy: dict[str, Any] | None = None) -> list[str]:
+    """The command line of one trial; several processes (DDP) run under torchrun."""
+    args = ["-m", "runner", "--trial", str(trial_dir)]
+    if remedy:
+        args += ["--remedy", str(remedy.get("kind", "")), "--remedy-source",
+                 str(remedy.get("source", ""))]
+    if nproc <= 1:
+        return [sys.executable, *args]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone",
+            f"--nproc_per_node={nproc}", *args]
+
+
+def spawn(argv: list[str], log_path: Path, env: dict[str, str] | None = None,
+          cwd: Path | None = None) -> subprocess.Popen[bytes]:
+    """Start `argv` in its own session and process group, stdout and stderr to `log_path`.
+
+    Its own session: stopping it stops its whole group (grandchildren included), and a SIGHUP
+    to our terminal does not reach it (issue 8 item 3)."""
+    full_env = dict(os.environ if env is None else env)
+    full_env["PYTHONUNBUFFERED"] = "1"  # the child's output reaches output.log as it is made
+    with open(log_path, "ab", buffering=0) as log:
+        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, env=full_env, cwd=cwd,
+                                start_new_session=True)
+
+
+def stop_group(proc: subprocess.Popen[bytes], grace: float = GRACE_SECONDS) -> int:
+    """SIGTERM to the child's process group, SIGKILL after `grace` seconds; reaps the child."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            return proc.wait(timeout=grace if sig == signal.SIGTERM else None)
+        except subprocess.TimeoutExpired:
+            continue
+    return proc.wait()
+
+
+def settle_record(trial_dir: Path, spec: specmod.RunSpec, returncode: int, stopped: bool,
+                  pid: int, remedy: dict[str, Any] | None = None) -> None:
+    """Record a child's end in its run.json when the child could not (kill -9, a crash)."""
+    try:
+        record = RunRecord.load(trial_dir)
+    except (OSError, ValueError):
+        record = RunRecord.start(trial_dir, spec, remedy, pid=pid)
+    if record.data.get("status") != "running":
+        return
+    status = "stopped" if stopped else "failed"
+    code = exit_code_of(returncode)
+    if not stopped and code == EXIT_DIVERGED:
+        status = "diverged"
+    elif not stopped and code == EXIT_FINISHED:
+        status = "finished"
+    record.finish(status, code)
+
+
+# ------------------------------------------------------------------------------------------
+# external commands (spec.command)
+# ------------------------------------------------------------------------------------------
+
+
+def run_command(spec: specmod.RunSpec, run_dir: Path, log: IO[bytes], echo: IO[bytes] | None,
+                stop_event: threading.Event) -> tuple[str, int]:
+    """Run spec.command (no shell) and wait; its output goes to `log` (and `echo`).
+
+    Placeholders are filled by runner.spec.format_placeholders ({run_dir} is absolute). The
+    command runs in the current folder, the one the runner was started from, so that relative
+    paths such as `train.py` mean what they mean on the user's command line; it logs on its
+    own. Returns (status, exit code): finished, failed, or stopped when we were asked to stop.
+    """
+    argv = specmod.format_placeholders(spec.command or [], spec, str(Path(run_dir).resolve()))
+    env = dict(os.environ, PYTHONUNBUFFERED="1", TUNETOP_RUN_DIR=str(Path(run_dir).resolve()))
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, env=env)
+    except OSError as e:
+        msg = f"runner: cannot start {argv[0]!r}: {e}\n".encode()
+        log.write(msg)
+        if echo is not None:
+            echo.write(msg)
+            echo.flush()
+        return "failed", 127 if isinstance(e, FileNotFoundError) else 126
+
+    def watch_stop() -> None:
+        stop_event.wait()
+        if proc.poll() is None:
+            stop_group_member(proc)
+
+    threading.Thread(target=watch_stop, daemon=True).start()
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    while chunk := os.read(fd, 65536):
+        log.write(chunk)
+        if echo is not None:
+            echo.write(chunk)
+            echo.flush()
+    returncode = proc.wait()
+    line = f"runner: command {describe_exit(returncode)}\n".encode()
+    log.write(line)
+    if echo is not None:
+        echo.write(line)
+        echo.flush()
+    code = exit_code_of(returncode)
+    if stop_event.is_set():
+        return "stopped", code
+    return ("finished" if returncode == 0 else "failed"), code
+
+
+def stop_group_member(proc: subprocess.Popen[bytes], grace: float = GRACE_SECONDS) -> None:
+    """SIGTERM to one child sharing our process group, SIGKILL after `grace` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+# ------------------------------------------------------------------------------------------
+# the study
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Trial:
+    index: int
+    spec: specmod.RunSpec
+    overrides: dict[str, Any]
+    dir: Path | None = None
+    proc: subprocess.Popen[bytes] | None = None
+    slot: int = -1
+    status: str = "pending"
+    exit_code: int | None = None
+
+
+def device_slots(base: specmod.RunSpec, nproc: int) -> list[str | None]:
+    """One entry per trial slot: the CUDA_VISIBLE_DEVICES of that slot, or None (no GPU)."""
+    if base.device == "cpu" or base.device.startswith("cuda:"):
+        return [None]
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        ids = [d for d in visible.split(",") if d.strip()]
+    else:
+        try:
+            import torch
+
+            ids = [str(i) for i in range(torch.cuda.device_count())]
+        except Exception:  # no torch CUDA at all: a CPU study
+            ids = []
+    if not ids:
+        return [None]
+    n = max(1, nproc)
+    return [",".join(ids[i : i + n]) for i in range(0, len(ids) - n + 1, n)] or [",".join(ids)]
+
+
+class Study:
+    def __init__(self, study: specmod.StudySpec, out: Path, *, nproc: int = 1,
+                 remedy: dict[str, Any] | None = None, grace: float = GRACE_SECONDS) -> None:
+        self.spec = study
+        self.nproc = nproc
+        self.remedy = remedy
+        self.grace = grace
+        overrides = search.trials(study)
+        specs = search.trial_specs(study)  # a SpecError here: nothing has been written yet
+        self.trials = [Trial(i, s, o) for i, (s, o) in enumerate(zip(specs, overrides,
+                                                                      strict=True))]
+        self.dir = new_run_dir(Path(out), study.study.name)
+        self.stop_signum = 0
+        self.started = time.time()
+        self.status = "running"
+        write_atomic(self.dir / "spec.toml", specmod.to_toml(study).encode())
+        self.save()
+
+    def save(self) -> None:
+        write_json_atomic(self.dir / "study.json", {
+            "spec": specmod.to_dict(self.spec),
+            "trials": [{"dir": f"t{t.index:03d}", "overrides": t.overrides, "status": t.status,
+                        "exit_code": t.exit_code} for t in self.trials],
+            "status": self.status, "pid": os.getpid(), "started": self.started,
+            "ended": None if self.status == "running" else time.time(),
+            "remedy": self.remedy,
+        })
+
+    def request_stop(self, signum: int, _frame: object = None) -> None:
+        self.stop_signum = signum
+
+    def start(self, trial: Trial, slot: int, cuda: str | None) -> None:
+        trial.dir = new_trial_dir(self.dir, trial.index)
+        write_atomic(trial.dir / "spec.toml", specmod.to_toml(trial.spec).encode())
+        env = dict(os.environ)
+        if cuda is not None:
+            env["CUDA_VISIBLE_DEVICES"] = cuda
+        trial.proc = spawn(trial_argv(trial.dir, self.nproc, self.remedy),
+                           trial.dir / "output.log", env)
+        trial.slot, trial.status = slot, "running"
+        print(f"started {trial.dir.name} {trial.overrides} (pid {trial.proc.pid})", flush=True)
+        self.save()
+
+    def run(self) -> int:
+        slots = device_slots(self.spec.base, self.nproc)
+        parallel = self.spec.study.parallel or (len(slots) if slots[0] is not None else 1)
+        pending = list(self.trials)
+        running: dict[int, Trial] = {}
+        exited: queue.Queue[Trial] = queue.Queue()
+        free = list(range(parallel))
+        stopping: set[int] = set()
+
+        def wait_for(trial: Trial) -> None:
+            assert trial.proc is not None
+            trial.proc.wait()
+            exited.put(trial)
+
+        while pending or running:
+            while pending and free and not self.stop_signum:
+                trial, slot = pending.pop(0), free.pop(0)
+                self.start(trial, slot, slots[slot % len(slots)])
+                running[trial.index] = trial
+                threading.Thread(target=wait_for, args=(trial,), daemon=True).start()
+            if self.stop_signum:
+                pending.clear()
+                for trial in running.values():
+                    if trial.index in stopping:
+                        continue
+                    stopping.add(trial.index)
+                    assert trial.proc is not None
+                    threading.Thread(target=stop_group, args=(trial.proc, self.grace),
+                                     daemon=True).start()
+            if not running:
+                break
+            try:
+                trial = exited.get(timeout=0.5)  # the timeout only lets us notice a stop
+            except queue.Empty:
+                continue
+            self.reap(trial)
+            del running[trial.index]
+            free.append(trial.slot)
+        return self.finish()
+
+    def reap(self, trial: Trial) -> None:
+        assert trial.proc is not None and trial.dir is not None
+        returncode = trial.proc.wait()
+        settle_record(trial.dir, trial.spec, returncode, bool(self.stop_signum),
+                      trial.proc.pid, self.remedy)
+        try:
+            record = read_json(trial.dir / "run.json")
+            trial.status, trial.exit_code = record["status"], record["exit_code"]
+        except (OSError, ValueError, KeyError):
+            trial.status, trial.exit_code = "failed", exit_code_of(returncode)
+        print(f"{trial.dir.name} {trial.status} ({describe_exit(returncode)})", flush=True)
+        self.save()
+
+    def finish(self) -> int:
+        if self.stop_signum:
+            self.status, code = "stopped", 128 + self.stop_signum
+        elif any(t.status not in ("finished", "diverged") for t in self.trials):
+            self.status, code = "failed", EXIT_FAILED
+        else:
+            self.status, code = "finished", EXIT_FINISHED
+        self.save()
+        return code
+
+
+def run_study(study: specmod.StudySpec, out: Path, *, nproc: int = 1,
+              remedy: dict[str, Any] | None = None) -> int:
+    """Run every trial of `study` under OUT; prints the study folder first. The exit code."""
+    s = Study(study, out, nproc=nproc, remedy=remedy)
+    print(s.dir, flush=True)
+    previous = {sig: signal.signal(sig, s.request_stop) for sig in (signal.SIGTERM,
+                                                                    signal.SIGINT)}
+    try:
+        code = s.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    print(s.dir, flush=True)
+    return code
