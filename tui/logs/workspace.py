@@ -43,9 +43,9 @@ def make_reader(log: LogFile) -> Reader:
 
         return CsvReader(log.path)
     if log.format == "hf_trainer_state":
-        from tui.logs.hf_state import TrainerStateReader
+        from tui.logs.hf_state import HFTrainerStateReader
 
-        return TrainerStateReader(log.path)
+        return HFTrainerStateReader(log.path)
     raise ValueError(f"unknown log format {log.format!r}")
 
 
