@@ -32,8 +32,8 @@ class FileTail:
         self.path = Path(path)
         self.offset = 0  # bytes consumed (handed out or skipped)
         self._ident: tuple[int, int] | None = None  # (st_dev, st_ino)
-        self._pending = b""  # bytes read past the last newline
         self._discarding = False  # inside an over-long line: drop until its newline
+        self._lost = False  # the file vanished: when it is back, it is a new file
 
     def _stat(self) -> os.stat_result | None:
         try:
@@ -47,11 +47,11 @@ class FileTail:
             return False, None
         ident = (st.st_dev, st.st_ino)
         replaced = self._ident is not None and (
-            ident != self._ident or st.st_size < self.offset + len(self._pending)
+            self._lost or ident != self._ident or st.st_size < self.offset
         )
+        self._lost = False
         if replaced:
             self.offset = 0
-            self._pending = b""
             self._discarding = False
         self._ident = ident
         return replaced, st
@@ -60,8 +60,9 @@ class FileTail:
         """All new bytes (up to `limit`) since the last call, whole or not."""
         reset, st = self._check_replaced()
         if st is None:
+            self._lost = self._ident is not None
             return TailRead(b"", missing=True, error=f"{self.path}: file not found")
-        start = self.offset + len(self._pending)
+        start = self.offset
         if st.st_size <= start:
             return TailRead(b"", reset=reset)
         try:
@@ -78,17 +79,18 @@ class FileTail:
         self.offset += n
 
     def lines(self) -> TailRead:
-        """New complete lines (bytes ending in b"\\n"); the partial tail is kept for later."""
+        """New complete lines (bytes ending in b"\n"). A partial last line is not kept in
+        memory: it is read again from the file next time, so bytes that change under us (an
+        NFS client extends a file with zeros before the data lands) are seen as they end up."""
         got = self.read_bytes()
         if got.missing or not got.data:
             return got
-        data = self._pending + got.data
+        data = got.data
         skipped = 0
         if self._discarding:
             nl = data.find(b"\n")
             if nl < 0:
                 self.offset += len(data)
-                self._pending = b""
                 return TailRead(b"", reset=got.reset, skipped=len(data))
             skipped = nl + 1
             self.offset += skipped
@@ -96,13 +98,10 @@ class FileTail:
             self._discarding = False
         cut = data.rfind(b"\n") + 1
         complete, rest = data[:cut], data[cut:]
+        self.offset += cut
         if len(rest) > MAX_LINE:
             # an endless line: drop it without keeping it in memory
-            self.offset += cut + len(rest)
+            self.offset += len(rest)
             skipped += len(rest)
-            self._pending = b""
             self._discarding = True
-        else:
-            self.offset += cut
-            self._pending = rest
         return TailRead(complete, reset=got.reset, skipped=skipped)
