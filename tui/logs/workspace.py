@@ -199,19 +199,20 @@ class Workspace:
             changes.new_runs.append(run_id)
             self._note_run_json(run)
         for log in layout.files:
-            if log.path in self._sources:
-                continue
+            key = log.path
             if log.format == "hf_trainer_state":
-                # a newer checkpoint's trainer_state replaces the older one as the source
-                for path, src in list(self._sources.items()):
-                    if src.run_id == run_id and src.log.format == "hf_trainer_state":
-                        del self._sources[path]
+                # one reader per output folder: it follows the newest checkpoint-N's state
+                # itself and returns only entries beyond those it returned before
+                key = layout.folder / "trainer_state.json"
+                log = LogFile(layout.folder, log.format, ())
+            if key in self._sources:
+                continue
             try:
                 reader = make_reader(log)
             except (ImportError, OSError, ValueError) as exc:
                 self._error(str(log.path), f"cannot read: {exc}", changes)
                 continue
-            self._sources[log.path] = _Source(run_id, log, reader)
+            self._sources[key] = _Source(run_id, log, reader)
             if log.format == "hf_trainer_state" and any(
                 f.format == "tfevents" for f in layout.files
             ):
