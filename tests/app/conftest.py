@@ -1,0 +1,128 @@
+"""Fixtures for the dashboard tests: sample runs written by the tests themselves (fixed values,
+fixed times, so snapshots are stable), and a frozen cursor blink."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import math
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """Run `async def` tests here with asyncio.run (no pytest-asyncio dependency: the project's
+    dev extra does not carry one, and Pilot only needs a running loop)."""
+    if not inspect.iscoroutinefunction(pyfuncitem.obj):
+        return None
+    names = pyfuncitem._fixtureinfo.argnames
+    kwargs = {name: pyfuncitem.funcargs[name] for name in names}
+    asyncio.run(pyfuncitem.obj(**kwargs))
+    return True
+
+
+T0 = 1_700_000_000.0  # fixed wall-clock origin: snapshots must not depend on today
+
+
+def curve(step: int, lr: float = 0.01, spike_at: int | None = None) -> dict[str, float]:
+    """A deterministic training curve: decaying loss with a wobble, a grad norm around 1."""
+    loss = 2.5 * math.exp(-step / 60.0) + 0.3 + 0.05 * math.sin(step * 0.7)
+    grad = 1.0 + 0.3 * math.sin(step * 1.3) + (0.8 if step % 17 == 0 else 0.0)
+    if spike_at is not None and step == spike_at:
+        loss *= 8.0
+        grad *= 12.0
+    return {
+        "step": step,
+        "time": T0 + step * 0.5,
+        "loss": round(loss, 6),
+        "grad_norm": round(grad, 6),
+        "lr": lr * min(1.0, (step + 1) / 20.0),
+        "clipped": 1 if grad > 1.5 else 0,
+    }
+
+
+def write_run(
+    folder: Path,
+    steps: int,
+    lr: float = 0.01,
+    spike_at: int | None = None,
+    val_every: int = 25,
+    diverge_at: int | None = None,
+    run_json: dict[str, object] | None = None,
+) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for s in range(steps):
+        rec = curve(s, lr, spike_at)
+        if diverge_at is not None and s >= diverge_at:
+            rec["loss"] = float("nan")
+        lines.append(json.dumps(rec))
+        if val_every and s % val_every == val_every - 1:
+            val = 2.2 * math.exp(-s / 70.0) + 0.4 + (lr - 0.01) ** 2
+            lines.append(json.dumps({"step": s, "time": T0 + s * 0.5, "val_loss": round(val, 6)}))
+    (folder / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    if run_json is not None:
+        (folder / "run.json").write_text(json.dumps(run_json))
+    return folder
+
+
+def append_lines(path: Path, records: list[dict[str, object]]) -> None:
+    with open(path, "a") as fh:
+        for rec in records:
+            fh.write(json.dumps(rec) + "\n")
+        fh.flush()
+
+
+@pytest.fixture
+def sample_root(tmp_path: Path) -> Path:
+    """A study of three learning rates and one lone run with a spike."""
+    root = tmp_path / "runs"
+    for lr in (0.001, 0.01, 0.1):
+        write_run(
+            root / "lr_sweep" / f"lr={lr}",
+            300,
+            lr=lr,
+            diverge_at=150 if lr == 0.1 else None,
+        )
+    write_run(root / "baseline", 300, lr=0.01, spike_at=200)
+    return root
+
+
+@pytest.fixture
+def single_run(tmp_path: Path) -> Path:
+    root = tmp_path / "one"
+    write_run(root / "run", 200, lr=0.01)
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _freeze_cursor_blink(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A blinking cursor makes snapshots flaky (harlequin's fixture)."""
+    from textual.widgets import Input
+
+    monkeypatch.setattr(Input, "cursor_blink", False, raising=False)
+    yield
+
+
+WaitFor = Callable[..., object]
+
+
+def screen_text(app: object) -> str:
+    """The screen as plain text, one line per row (what a person would search)."""
+    strips = app.screen._compositor.render_strips()  # type: ignore[attr-defined]
+    return "\n".join("".join(seg.text for seg in strip) for strip in strips)
+
+
+async def wait_until(pilot: object, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll a condition with a deadline (never a bare sleep as synchronisation)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await pilot.pause(0.02)  # type: ignore[attr-defined]

@@ -1,0 +1,78 @@
+"""Snapshots of the main screens on fixed sample data (values and times written by the tests;
+polling asked for, so the status line does not depend on the machine's inotify).
+
+Update after an intended change: pytest tests/app/test_snapshots.py --snapshot-update
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from conftest import wait_until
+
+from tui.app import TunetopApp, make_app
+from tui.widgets.run_tree import NodeRef
+
+SIZE = (160, 48)
+
+
+def _app(root: Path) -> TunetopApp:
+    return make_app([root], poll=60.0)
+
+
+def _loaded(app: TunetopApp, then: Callable[[Any], Awaitable[None]] | None = None) -> Any:
+    async def run_before(pilot: Any) -> None:
+        await wait_until(pilot, lambda: len(app.runs) == 4 and bool(app.studies) and app.rounds)
+        await wait_until(pilot, lambda: "lr_sweep" in app.study_views)
+        if then is not None:
+            await then(pilot)
+        await pilot.pause()
+
+    return run_before
+
+
+def test_snapshot_run(sample_root: Path, snap_compare: Any) -> None:
+    app = _app(sample_root)
+    assert snap_compare(app, terminal_size=SIZE, run_before=_loaded(app))
+
+
+def test_snapshot_study(sample_root: Path, snap_compare: Any) -> None:
+    app = _app(sample_root)
+
+    async def to_study(pilot: Any) -> None:
+        app.select(NodeRef("study", "lr_sweep"))
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=_loaded(app, to_study))
+
+
+def test_snapshot_overlay_log_outlier(sample_root: Path, snap_compare: Any) -> None:
+    app = _app(sample_root)
+
+    async def overlay(pilot: Any) -> None:
+        app.select(NodeRef("run", "lr_sweep/lr=0.001"))
+        await pilot.press("space")
+        app.select(NodeRef("run", "baseline"))
+        await pilot.press("space", "y", "o")
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=_loaded(app, overlay))
+
+
+def test_snapshot_help(sample_root: Path, snap_compare: Any) -> None:
+    app = _app(sample_root)
+
+    async def help_(pilot: Any) -> None:
+        await pilot.press("question_mark")
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=_loaded(app, help_))
+
+
+def test_snapshot_remedy(sample_root: Path, snap_compare: Any) -> None:
+    app = _app(sample_root)
+
+    async def remedy(pilot: Any) -> None:
+        await pilot.press("c")
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=_loaded(app, remedy))
