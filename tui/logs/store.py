@@ -20,7 +20,7 @@ import numpy as np
 
 from tui.logs.batch import ColumnBatch
 
-_GROWTH = 1.5
+_GROWTH = 1.25  # amortized O(1) appends with at most 25% spare capacity
 _MIN_CAPACITY = 256
 
 
