@@ -97,6 +97,7 @@ def run_here(run_dir: Path, spec: specmod.RunSpec, *, resume: bool = False,
         else:
             record = RunRecord.start(run_dir, spec, remedy)
     stop = train.Stop()
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     stop.install()
     stop_event = threading.Event()
     log: IO[bytes] = open(run_dir / "output.log", "ab", buffering=0)
@@ -125,6 +126,8 @@ def run_here(run_dir: Path, spec: specmod.RunSpec, *, resume: bool = False,
     finally:
         sys.stdout, sys.stderr = saved
         log.close()
+        for sig, handler in previous.items():  # main() may be called inside another program
+            signal.signal(sig, handler)
     if record is not None:
         record.finish(status, code)
     return code

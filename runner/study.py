@@ -49,7 +49,8 @@ from runner.rundir import (
     write_json_atomic,
 )
 
-GRACE_SECONDS = 10.0  # SIGTERM -> SIGKILL
+# SIGTERM -> SIGKILL; the environment variable is for tests and impatient people
+GRACE_SECONDS = float(os.environ.get("TUNETOP_STOP_GRACE", "10"))
 
 
 def exit_code_of(returncode: int) -> int:

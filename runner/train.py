@@ -369,6 +369,9 @@ def train(spec: RunSpec, run_dir: Path, *, resume: bool = False, stop: Stop | No
     finally:
         if metrics is not None:
             metrics.close()
+    if world > 1:
+        dist.barrier()  # rank 0 may still be evaluating; leaving early aborts the others
+        dist.destroy_process_group()
     result.best_val_loss, result.best_step = best_val, best_step
     if result.status == "finished" and best_step is not None:
         log(f"best val_loss {best_val:.4f} at step {best_step} (R1)")

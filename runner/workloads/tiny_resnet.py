@@ -4,7 +4,10 @@ Four classes (square, cross, ring, diagonal bar) drawn at random positions and s
 noise. One training batch in `outlier_every` is an outlier: its images are scaled by
 `outlier_scale` (a sensor glitch, a badly normalized shard). Those steps have gradient norms
 far above the typical one (R14): unclipped, at a high learning rate, each one knocks the loss
-up; clipping at about the 90th percentile of the norms (R23) tames them.
+up; clipping at about the 90th percentile of the norms (R23) tames them. Measured on a CPU
+(batch 64, 300 steps, Adam at lr 0.01, constant, about 25 s each): unclipped the model stalls
+near chance (val_accuracy 0.36); with clip_norm = 5 (18% of steps clipped, R24 is not
+triggered) it reaches 0.98.
 """
 
 from __future__ import annotations

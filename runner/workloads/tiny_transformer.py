@@ -4,8 +4,11 @@ Each sequence is `n` random tokens, a separator, then the same tokens reversed; 
 accuracy count only the reversed half (the first half is unpredictable). The blocks are post-LN
 (x = LN(x + f(x))), the arrangement that is known to need warmup: with Adam at a high learning
 rate and no warmup the first updates blow the loss up and training stalls or diverges (an early
-instability, R13); ramping the rate up over a few hundred steps (R18) lets the same peak rate
-train. `pre_ln = true` gives the stable arrangement instead (R17's architecture remedy).
+instability, R13); ramping the rate up (R18) lets the same peak rate train. Measured on a CPU
+(batch 64, 600 steps, cosine decay, about 15 s each): Adam at lr 0.03 without warmup stalls at
+chance (val_accuracy 0.14), with warmup_steps = 100 it solves the task (val_accuracy 1.0); at lr
+0.01 both train. `pre_ln = true` gives the stable arrangement instead (R17's architecture
+remedy).
 """
 
 from __future__ import annotations
