@@ -26,7 +26,7 @@ HOOK = textwrap.dedent(
         return p == ROOT or p.startswith(ROOT + os.sep)
 
     def hook(event, args):
-        if event in ("pickle.find_class", "marshal.loads") and "tui" in sys.modules:
+        if event == "pickle.find_class" and "tui" in sys.modules:
             frame = sys._getframe(1)
             while frame is not None:
                 if "/runner/" in frame.f_code.co_filename:
@@ -44,11 +44,35 @@ HOOK = textwrap.dedent(
                 violations.append(f"{event} {args[0]}")
 
     sys.addaudithook(hook)
+    import pickle
+    _loads, _load, _Unpickler = pickle.loads, pickle.load, pickle.Unpickler
+    def _record(name):
+        if "tui" in sys.modules:
+            violations.append(name)
+    def loads(*a, **k):
+        _record("pickle.loads")
+        return _loads(*a, **k)
+    def load(*a, **k):
+        _record("pickle.load")
+        return _load(*a, **k)
+    class Unpickler(_Unpickler):
+        def __init__(self, *a, **k):
+            _record("pickle.Unpickler")
+            super().__init__(*a, **k)
+    pickle.loads, pickle.load, pickle.Unpickler = loads, load, Unpickler
     import yaml
+    SAFE = (yaml.SafeLoader, getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    original_load = yaml.load
+    def guarded(stream, Loader=None, **k):
+        if Loader not in SAFE:
+            violations.append("yaml.load")
+            raise RuntimeError("unsafe yaml load")
+        return original_load(stream, Loader)
     def refuse(*a, **k):
-        violations.append("yaml.load")
+        violations.append("yaml.unsafe_load")
         raise RuntimeError("unsafe yaml load")
-    yaml.load = yaml.unsafe_load = yaml.full_load = refuse
+    yaml.load = guarded
+    yaml.unsafe_load = yaml.full_load = refuse
     """
 )
 
@@ -109,7 +133,13 @@ def test_the_hook_can_fail(tmp_path: Path) -> None:
         import tui
         open(os.path.join(ROOT, "x.txt"), "w").close()
         pickle.loads(pickle.dumps(os.path.join))
+        import yaml
+        try:
+            yaml.unsafe_load("a: 1")
+        except RuntimeError:
+            pass
         """,
     )
     assert any(v.startswith("write") for v in violations)
-    assert "pickle.find_class" in violations
+    assert "pickle.find_class" in violations and "pickle.loads" in violations
+    assert "yaml.unsafe_load" in violations

@@ -33,6 +33,8 @@ def write_run(
             if grad_norms is not None:
                 row["grad_norm"] = grad_norms[i]
             fh.write(json.dumps(row) + "\n")
+    if not runner:  # the user's own code: its config says how long it trains
+        (folder / "config.json").write_text(json.dumps({"max_steps": max_train_steps}))
     if runner:
         spec = rspec.RunSpec(workload="digits_mlp", max_train_steps=max_train_steps)
         spec.optimizer.lr = lr

@@ -134,7 +134,8 @@ def run_lr(run: Run) -> float | None:
         s = run.store.series("lr").values
         s = s[np.isfinite(s)]
         if s.size:
-            return float(s.max())  # the peak rate
+            # the peak rate; the store keeps float32, whose shortest repr is what was logged
+            return float(str(np.float32(s.max())))
     return None
 
 
