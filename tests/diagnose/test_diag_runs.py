@@ -1,0 +1,151 @@
+"""Per-run detectors: what they must find and what they must leave alone (R3, R12-R16, R21,
+R24), with severities per DESIGN.md's table and the rule id in every message."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from diag_helpers import make_rows, run_of, store_of
+
+from tui.diagnose.bestpoint import best_point
+from tui.diagnose.findings import KINDS
+from tui.diagnose.run_checks import RunDetectors, diagnose_run
+
+
+def _kinds(rows, total=None, hparams=None) -> list[str]:
+    return [f.kind for f in diagnose_run(run_of(rows, total, hparams))]
+
+
+def _loss_rows(values, start: int = 0) -> list:
+    return [(start + i, float(i), {"loss": float(v)}) for i, v in enumerate(values)]
+
+
+def test_severities_rules_and_messages() -> None:
+    rows = make_rows(600, seed=1, spikes=(300,), nan_from=500, warmup=100)
+    found = diagnose_run(run_of(rows, 600))
+    assert found
+    for f in found:
+        rule, sev = KINDS[f.kind]
+        assert f.rule == rule and rule in f.message
+        if f.kind != "warmup_too_long":
+            assert f.severity == sev
+        assert "\n" not in f.message
+    div = [f for f in found if f.kind == "divergence"]
+    assert len(div) == 1 and div[0].step == 500 and div[0].severity == "error"
+    warm = [f for f in found if f.kind == "warmup_too_long"]
+    assert warm and warm[0].severity == "warning"  # 100/600 > 10%
+
+
+def test_one_finding_per_multi_step_spike() -> None:
+    rng = np.random.default_rng(0)
+    v = 0.5 * np.exp(0.03 * rng.normal(size=400))
+    v[200:212] *= np.linspace(8, 2, 12)  # a spike lasting 12 steps
+    found = diagnose_run(run_of(_loss_rows(v)))
+    spikes = [f for f in found if f.kind == "loss_spike"]
+    assert len(spikes) == 1 and spikes[0].step == 200
+    ev = spikes[0].evidence
+    assert ev["ratio"] > 5 and math.isclose(ev["baseline"], 0.5, rel_tol=0.05)
+    assert not any(f.kind == "unstable_training" for f in found)
+
+
+def test_no_spike_on_fast_drop_noise_or_step_decay() -> None:
+    rng = np.random.default_rng(1)
+    t = np.arange(1500)
+    fast = 3.0 * np.exp(-t / 15) + 0.05
+    step_decay = np.where(t < 500, 1.0, np.where(t < 1000, 0.3, 0.1)) * np.exp(
+        0.02 * rng.normal(size=t.shape[0]))
+    noisy = 0.2 * np.exp(0.5 * rng.normal(size=t.shape[0]))  # small-batch noise
+    for v in (fast, step_decay, noisy):
+        assert "loss_spike" not in _kinds(_loss_rows(v))
+
+
+def test_divergence_blowup_must_stay_up() -> None:
+    v = np.r_[np.linspace(2.0, 0.5, 200), np.full(20, 20.0), np.linspace(0.5, 0.4, 200)]
+    kinds = _kinds(_loss_rows(v))
+    assert "divergence" not in kinds and "loss_spike" in kinds
+    w = np.r_[np.linspace(2.0, 0.5, 200), np.full(50, 20.0)]
+    found = diagnose_run(run_of(_loss_rows(w)))
+    div = [f for f in found if f.kind == "divergence"]
+    assert len(div) == 1 and div[0].step == 200 and div[0].evidence["cause"] == "blow-up"
+    # the jump that is the divergence is not reported twice as a spike
+    assert not any(f.kind == "loss_spike" for f in found)
+
+
+def test_unstable_training_step_and_phase() -> None:
+    rng = np.random.default_rng(2)
+    t = np.arange(2000)
+    v = np.where(t < 800, 2.0 * np.exp(-t / 200) + 0.2, 0.2 + 0.0015 * (t - 800))
+    v = v * np.exp(0.03 * rng.normal(size=t.shape[0]))
+    found = [f for f in diagnose_run(run_of(_loss_rows(v), 2000))
+             if f.kind == "unstable_training"]
+    assert len(found) == 1
+    assert abs(found[0].step - 800) <= 120 and found[0].evidence["phase"] == "mid"
+    early = [f for f in diagnose_run(run_of(_loss_rows(v), 20000))
+             if f.kind == "unstable_training"]
+    assert early[0].evidence["phase"] == "early"
+
+
+def test_no_unstable_on_plateau_noise_or_recovering_spike() -> None:
+    rng = np.random.default_rng(3)
+    t = np.arange(3000)
+    v = (1.5 * np.exp(-t / 300) + 0.3) * np.exp(0.3 * rng.normal(size=t.shape[0]))
+    v[1500:1560] *= np.linspace(4, 1, 60)
+    assert "unstable_training" not in _kinds(_loss_rows(v))
+
+
+def test_grad_norm_outlier_one_finding_with_p90() -> None:
+    rng = np.random.default_rng(4)
+    g = np.exp(0.2 * rng.normal(size=800))
+    g[[300, 500, 501, 700]] = 50.0
+    rows = [(i, float(i), {"loss": 1.0, "grad_norm": float(x)}) for i, x in enumerate(g)]
+    found = [f for f in diagnose_run(run_of(rows)) if f.kind == "grad_norm_outlier"]
+    assert len(found) == 1 and found[0].step == 300 and found[0].severity == "info"
+    assert found[0].evidence["episodes"] == 3 and found[0].evidence["p90"] > 0
+
+
+def test_clipping_from_hparams_when_not_logged() -> None:
+    rows = [(i, float(i), {"loss": 1.0, "grad_norm": 2.0 + (i % 3)}) for i in range(100)]
+    found = diagnose_run(run_of(rows, hparams={"max_grad_norm": 1.0}))
+    clip = [f for f in found if f.kind == "clipping_too_aggressive"]
+    assert clip and clip[0].evidence["fraction"] == 1.0 and clip[0].severity == "warning"
+    assert not any(f.kind == "clipping_too_aggressive"
+                   for f in diagnose_run(run_of(rows, hparams={"clip_norm": 10.0})))
+
+
+def test_best_point_and_r3() -> None:
+    rows = make_rows(1000, seed=6, val_every=50)
+    run = run_of(rows, 1000)
+    bp = best_point(run)
+    assert bp is not None and bp["metric"] == "val_loss"
+    assert bp["fraction"] == (bp["step"] + 1) / 1000
+    # val best early: the val loss climbs after step 60 (overfitting)
+    over = [(s, t, {"val_loss": 1.0 + abs(s - 60) / 100}) for s, t, m in rows if "val_loss" in m]
+    kinds = _kinds([r for r in rows if "val_loss" not in r[2]] + over, 1000)
+    assert "best_step_early" in kinds
+    # a live run (half way, plan known) is not flagged late
+    half = [r for r in rows if r[0] < 500]
+    assert "best_step_late" not in _kinds(half, 1000)
+    late = RunDetectors(1000, {})
+    late.update(store_of(rows))
+    assert any(f.kind == "best_step_late" and f.severity == "info" for f in late.findings)
+    # no validation loss: the training loss' best is not judged by R3
+    assert best_point(run_of([r for r in rows if "val_loss" not in r[2]]))["metric"] == "loss"
+
+
+def test_best_point_ignores_non_finite() -> None:
+    rows = _loss_rows([3.0, float("nan"), 1.0, float("-inf"), 2.0])
+    bp = best_point(run_of(rows))
+    assert bp == {"metric": "loss", "step": 2, "value": 1.0, "fraction": 3 / 5}
+
+
+def test_warmup_from_hparams_and_series() -> None:
+    rows = make_rows(1000, seed=7, warmup=70)
+    warm = [f for f in diagnose_run(run_of(rows, 1000)) if f.kind == "warmup_too_long"]
+    assert len(warm) == 1 and warm[0].severity == "info"
+    assert warm[0].evidence["source"] == "lr series" and warm[0].evidence["warmup_steps"] == 70
+    hp = [f for f in diagnose_run(run_of(make_rows(1000, seed=7), 1000,
+                                        {"schedule.warmup_steps": 200}))
+          if f.kind == "warmup_too_long"]
+    assert hp[0].severity == "warning" and hp[0].evidence["source"] == "hparams"
+    assert "warmup_too_long" not in _kinds(make_rows(1000, seed=7, warmup=40), 1000)

@@ -1,0 +1,117 @@
+"""Robust, streaming-friendly statistics shared by the detectors.
+
+Baselines are computed on a fixed block grid so that a point's verdict depends only on the
+points before it, never on how the points were split into updates: point i is judged against
+the window of `window` points that ends where i's block (of `block` points) begins. One block's
+baseline costs O(window) and serves `block` points, so the cost is O(window / block) per point:
+constant, amortized (vectorized over all the blocks a chunk touches).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+MAD_TO_SIGMA = 1.4826  # the MAD of a normal distribution times this is its standard deviation
+
+
+def log_or_nan(values: np.ndarray) -> np.ndarray:
+    """log(v) where v is finite and > 0, else NaN (float64)."""
+    v = np.asarray(values, dtype=np.float64)
+    out = np.full(v.shape, np.nan)
+    ok = np.isfinite(v) & (v > 0)
+    out[ok] = np.log(v[ok])
+    return out
+
+
+def block_baselines(
+    y: np.ndarray, first_block: int, last_block: int, block: int, window: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """For blocks b in [first_block, last_block]: (median, robust sigma, finite count, max)
+    of y[max(0, b*block - window) : b*block]. NaNs in y are ignored. Vectorized."""
+    nb = last_block - first_block + 1
+    med = np.full(nb, np.nan)
+    sig = np.full(nb, np.nan)
+    top = np.full(nb, np.nan)
+    cnt = np.zeros(nb, np.int64)
+    if nb <= 0:
+        return med, sig, cnt, top
+    blocks = np.arange(first_block, last_block + 1)
+    ends = blocks * block
+    full = ends >= window
+    # partial windows at the start of a series (few blocks): one at a time
+    for k in np.flatnonzero(~full).tolist():
+        w = y[: ends[k]]
+        w = w[np.isfinite(w)]
+        cnt[k] = w.shape[0]
+        if cnt[k]:
+            m = float(np.median(w))
+            med[k] = m
+            sig[k] = MAD_TO_SIGMA * float(np.median(np.abs(w - m)))
+            top[k] = float(w.max())
+    idx = np.flatnonzero(full)
+    if idx.shape[0]:
+        lo = int(ends[idx[0]]) - window
+        hi = int(ends[idx[-1]])
+        windows = np.lib.stride_tricks.sliding_window_view(y[lo:hi], window)[::block]
+        windows = windows[: idx.shape[0]]
+        finite = np.isfinite(windows)
+        if finite.all():
+            m = np.median(windows, axis=1)
+            s = MAD_TO_SIGMA * np.median(np.abs(windows - m[:, None]), axis=1)
+            c = np.full(idx.shape[0], window)
+            t = windows.max(axis=1)
+        else:
+            c = finite.sum(axis=1)
+            with warnings.catch_warnings():  # all-NaN windows give NaN, as meant
+                warnings.simplefilter("ignore", RuntimeWarning)
+                m = np.nanmedian(windows, axis=1)
+                s = MAD_TO_SIGMA * np.nanmedian(np.abs(windows - m[:, None]), axis=1)
+                t = np.nanmax(windows, axis=1)
+        med[idx], sig[idx], cnt[idx], top[idx] = m, s, c, t
+    return med, sig, cnt, top
+
+
+class EpisodeTracker:
+    """Hysteresis: an episode opens on a point that `exceeds` and stays open while points stay
+    `elevated` (a lower bar); it closes after `quiet` points in a row that are not elevated.
+    One event per episode however many points it lasts (R13: one finding per spike).
+    Fed chunk by chunk; only the elevated points are visited, so the Python loop runs over
+    the rare points, not the series."""
+
+    def __init__(self, quiet: int) -> None:
+        self.quiet = quiet
+        self.reset()
+
+    def reset(self) -> None:
+        self.open_at: int | None = None  # index where the open episode began
+        self.last_elevated = -(10**18)
+        self.closed: list[tuple[int, int]] = []  # (start index, last elevated index)
+
+    def feed(self, offset: int, elevated: np.ndarray, exceeds: np.ndarray) -> list[int]:
+        """Chunk starting at series index `offset`; returns the indices where episodes open."""
+        opened: list[int] = []
+        for j in np.flatnonzero(elevated).tolist():
+            i = offset + j
+            if self.open_at is not None and i - self.last_elevated > self.quiet:
+                self.closed.append((self.open_at, self.last_elevated))
+                self.open_at = None
+            if self.open_at is None:
+                if exceeds[j]:
+                    self.open_at = i
+                    self.last_elevated = i
+                    opened.append(i)
+            else:
+                self.last_elevated = i
+        return opened
+
+    def episode_end(self, start: int, now: int) -> int | None:
+        """Last elevated index of the episode that began at `start`; None while it may still
+        go on (open, and fewer than `quiet` points seen since its last elevated point)."""
+        for s, e in self.closed:
+            if s == start:
+                return e
+        if self.open_at == start:
+            return self.last_elevated if now - self.last_elevated > self.quiet else None
+        return None

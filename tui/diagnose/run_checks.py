@@ -1,0 +1,290 @@
+"""Per-run diagnosis: every streaming detector of one run behind one object.
+
+`RunDetectors.update(store)` consumes only the points it has not seen (a per-metric count),
+each detector doing O(1) amortized work per point, and returns the findings that are new since
+the last call. Its verdicts do not depend on how the points were split into updates: every
+detector judges a point only by the points before it on fixed grids (see robust.py).
+
+`.findings` is the current set, and it is the source of truth: a finding whose evidence
+changes is replaced (a divergence confirmed absorbs the loss spikes and the rise that were its
+start; the grad-norm outlier finding counts its episodes; R24's and R21's shares move), and a
+blow-up the loss comes back from is withdrawn. `update` returns what is in `.findings` now and
+was not in it before the call (new or replaced findings).
+
+When the store's `restarts` grow or a series got shorter or changed under the points already
+seen (a run restarted from a checkpoint), everything is reset and re-consumed.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from tui.diagnose.bestpoint import FINISHED_FRACTION, MIN_EVALS, RunningBest, r3_side
+from tui.diagnose.divergence import DivergenceDetector
+from tui.diagnose.findings import Finding
+from tui.diagnose.gradnorm import AGGRESSIVE, MIN_UPDATES, ClipCounter, clip_norm_of, clip_stats
+from tui.diagnose.instability import InstabilityDetector
+from tui.diagnose.spikes import GRAD_OUTLIER, LOSS_SPIKE, Jump, JumpDetector
+from tui.diagnose.warmup import RampTracker, warmup_from_hparams, warmup_severity
+from tui.logs.model import Run
+from tui.logs.store import RunStore, Series
+
+METRICS = ("loss", "val_loss", "grad_norm", "lr", "clipped")
+EARLY = 0.1  # R13: early instability is in the first 10% of the total steps
+MAX_GRAD_P90 = 100  # grad-norm episodes whose p90 is recomputed (O(n) each); later ones reuse
+
+
+def _g(v: float | None) -> str:
+    """A number for a one-line message."""
+    if v is None:
+        return "?"
+    if not math.isfinite(v):
+        return "NaN" if math.isnan(v) else ("Inf" if v > 0 else "-Inf")
+    return f"{v:.4g}"
+
+
+def _clean(evidence: dict[str, Any]) -> dict[str, Any]:
+    """Evidence with non-finite floats as strings ('nan', 'inf'), as JSON shows them, so that
+    findings compare equal (NaN != NaN)."""
+    return {k: (repr(v) if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in evidence.items()}
+
+
+def _finding(
+    kind: str, message: str, step: int | None, evidence: dict[str, Any], severity: str = ""
+) -> Finding:
+    return Finding(kind, message, step, _clean(evidence), severity=severity)
+
+
+class RunDetectors:
+    """All per-run detectors of one run (R3, R12-R14, R16, R21, R23, R24)."""
+
+    def __init__(
+        self, total_steps: int, hparams: dict[str, Any] | None = None, blowup_factor: float = 5.0
+    ) -> None:
+        self.total_steps = int(total_steps) if total_steps and total_steps > 0 else 0
+        self.hparams = dict(hparams or {})
+        self.clip_norm = clip_norm_of(self.hparams)
+        self.spikes = JumpDetector(LOSS_SPIKE)  # R13
+        self.grads = JumpDetector(GRAD_OUTLIER)  # R14
+        self.divergence = DivergenceDetector(blowup_factor)  # R16
+        self.rise = InstabilityDetector(self.total_steps)  # R12
+        self.best_val = RunningBest()  # R1, R3
+        self.ramp = RampTracker()  # R21
+        self.clip = ClipCounter(self.clip_norm)  # R24
+        self._store: RunStore | None = None
+        self._findings: list[Finding] = []
+        self._dirty = False
+        self._reset()
+
+    # -- feeding -------------------------------------------------------------------------
+    def _reset(self) -> None:
+        for d in (self.spikes, self.grads, self.divergence, self.rise, self.best_val, self.ramp,
+                  self.clip):
+            d.reset()
+        self._consumed: dict[str, int] = {}
+        self._last_step: dict[str, int] = {}
+        self._restarts = 0
+        self._spike_events: list[Jump] = []
+        self._grad_events: list[Jump] = []
+        self._grad_p90: float | None = None
+        self._max_step: int | None = None
+
+    def set_total_steps(self, n: int) -> None:
+        """The planned length became known (or changed): fractions and phases use it from the
+        next `update` on, which re-consumes everything."""
+        n = int(n) if n and n > 0 else 0
+        if n != self.total_steps:
+            self.total_steps = n
+            self.rise = InstabilityDetector(n)
+            self._consumed = {}  # forces a full re-consume at the next update
+            self._dirty = True
+
+    def update(self, store: RunStore) -> list[Finding]:
+        """Consume the points not seen before; return the findings new since the last call."""
+        series: dict[str, Series] = {n: store.series(n) for n in METRICS if store.has(n)}
+        restart = (
+            store is not self._store
+            or len(store.restarts) != self._restarts
+            or self._dirty
+        )
+        for name, s in series.items():
+            c = self._consumed.get(name, 0)
+            if len(s) < c or (c and int(s.steps[c - 1]) != self._last_step[name]):
+                restart = True
+        if restart:
+            self._reset()
+            self._dirty = False
+            self._store = store
+            self._restarts = len(store.restarts)
+        for name, s in series.items():
+            c, n = self._consumed.get(name, 0), len(s)
+            if n > c:
+                self._feed(name, s, c, n)
+                self._consumed[name] = n
+                self._last_step[name] = int(s.steps[n - 1])
+                last = int(s.steps[n - 1])
+                self._max_step = last if self._max_step is None else max(self._max_step, last)
+        before = self._findings
+        self._findings = self._compose()
+        return [f for f in self._findings if f not in before]
+
+    def _feed(self, name: str, s: Series, start: int, end: int) -> None:
+        steps, values = s.steps, s.values
+        if name == "loss":
+            self._spike_events += self.spikes.consume(steps, values, start, end)
+            self.divergence.consume(steps, values, start, end)
+            self.rise.consume(steps, values, end)
+        elif name == "val_loss":
+            self.best_val.consume(steps, values, start, end)
+        elif name == "grad_norm":
+            for ev in self.grads.consume(steps, values, start, end):
+                self._grad_events.append(ev)
+                if len(self._grad_events) <= MAX_GRAD_P90:  # p90 of the norms up to here
+                    v = np.asarray(values[: ev.index + 1], np.float64)
+                    v = v[np.isfinite(v)]
+                    self._grad_p90 = float(np.percentile(v, 90)) if v.shape[0] else None
+            self.clip.consume_grad(values, start, end)
+        elif name == "lr":
+            self.ramp.consume(steps, values, start, end)
+        elif name == "clipped":
+            self.clip.consume_clipped(values, start, end)
+
+    # -- findings ------------------------------------------------------------------------
+    @property
+    def findings(self) -> list[Finding]:
+        return list(self._findings)
+
+    def stats(self) -> dict[str, Any]:
+        """R22-R24 clipping statistics: p90 of the unclipped grad norms (the suggested clip
+        threshold, R23), the fraction of steps above it, the fraction above the configured
+        clip_norm, and the fraction actually clipped where `clipped` is logged (R24)."""
+        if self._store is None:
+            return clip_stats(RunStore(), self.clip_norm)
+        return clip_stats(self._store, self.clip_norm)
+
+    def _total(self) -> int:
+        if self.total_steps:
+            return self.total_steps
+        return (self._max_step + 1) if self._max_step is not None else 0
+
+    def _phase(self, step: int) -> str:
+        total = self._total()
+        return "early" if total and step < EARLY * total else "mid"
+
+    def _compose(self) -> list[Finding]:
+        out: list[Finding] = []
+        total = self._total()
+        div = self.divergence.current()
+        now = self._consumed.get("loss", 0)
+        # R16 divergence
+        if div is not None:
+            if div.kind == "non-finite" and div.nonfinite_step == div.step:
+                msg = (f"loss became {_g(div.value)} at step {div.step} (first value "
+                       f"{_g(div.first_value)}) — R16: the run diverged; lower the LR or add "
+                       f"warmup/clipping (R17)")
+            else:
+                tail = (f", then NaN/Inf at step {div.nonfinite_step}"
+                        if div.nonfinite_step is not None else " and stayed up")
+                msg = (f"loss blew up to {_g(div.value)} at step {div.step}, over "
+                       f"{self.divergence.factor:g}x its first value {_g(div.first_value)}"
+                       f"{tail} — R16: the run diverged; lower the LR or add warmup/clipping "
+                       f"(R17)")
+            out.append(_finding("divergence", msg, div.step, {
+                "value": div.value, "first_value": div.first_value, "cause": div.kind,
+                "factor": self.divergence.factor, "nonfinite_step": div.nonfinite_step}))
+        # R13 loss spikes (the ones that turned into the divergence are part of it)
+        for ev in self._spike_events:
+            if div is not None:
+                end = self.spikes.episode_end(ev.index, now)
+                if end is None or end >= div.index:
+                    continue
+            phase = self._phase(ev.step)
+            how = f"{ev.ratio:.1f}x" if ev.ratio is not None else "far above"
+            msg = (f"loss jumped to {_g(ev.value)} at step {ev.step}, {how} its recent median "
+                   f"{_g(ev.baseline)} ({ev.z:.0f} robust sd) — R13: sudden {phase} instability;"
+                   f" check grad_norm there, consider clipping at p90 (R23) or warmup (R17)")
+            out.append(_finding("loss_spike", msg, ev.step, {
+                "value": ev.value, "baseline": ev.baseline, "ratio": ev.ratio, "z": ev.z,
+                "phase": phase}))
+        # R12 rise after a decline
+        r = self.rise.found
+        if r is not None and not (div is not None and r.confirm_step >= div.step):
+            phase = self._phase(r.min_step)
+            what = ("early instability: try warmup (R17-R19)" if phase == "early" else
+                    "mid-training instability: try clipping (R23) or warmup, else a lower LR "
+                    "(R17)")
+            msg = (f"loss rising since step {r.min_step} (smoothed {_g(r.min_value)} -> "
+                   f"{_g(r.confirm_value)} by step {r.confirm_step}) after falling from "
+                   f"{_g(r.first_value)} — R12: {what}")
+            out.append(_finding("unstable_training", msg, r.min_step, {
+                "phase": phase, "min_value": r.min_value, "value": r.confirm_value,
+                "confirmed_step": r.confirm_step, "first_value": r.first_value}))
+        # R14 grad-norm outliers: one finding, counting its episodes
+        if self._grad_events:
+            ev = self._grad_events[0]
+            n = len(self._grad_events)
+            steps = [e.step for e in self._grad_events[:20]]
+            msg = (f"grad norm {_g(ev.value)} at step {ev.step} is {ev.ratio or 0:.0f}x the "
+                   f"typical {_g(ev.baseline)}; {n} outlier episode(s); p90 "
+                   f"{_g(self._grad_p90)} — R14: outliers explain instability; clip near p90 "
+                   f"(R23)")
+            out.append(_finding("grad_norm_outlier", msg, ev.step, {
+                "value": ev.value, "baseline": ev.baseline, "ratio": ev.ratio, "z": ev.z,
+                "p90": self._grad_p90, "episodes": n, "steps": steps}))
+        # R24 clipping share
+        frac = self.clip.fraction()
+        if frac is not None and frac[1] >= MIN_UPDATES and frac[0] > AGGRESSIVE:
+            pct = round(100 * frac[0])
+            cn = f" at clip_norm {_g(self.clip_norm)}" if self.clip_norm is not None else ""
+            msg = (f"{pct}% of {frac[1]} updates clipped{cn} — R24: extremely aggressive, a "
+                   f"strange way of lowering the LR; lower the LR instead, or clip near the "
+                   f"grad-norm p90 (R23)")
+            out.append(_finding("clipping_too_aggressive", msg, None, {
+                "fraction": pct / 100, "updates": frac[1], "source": frac[2],
+                "clip_norm": self.clip_norm}))
+        # R3 best step (validation only: the training loss' best is its end in any healthy run)
+        b = self.best_val
+        last = self._max_step
+        if (b.step is not None and b.count >= MIN_EVALS and total and last is not None
+                and last + 1 >= FINISHED_FRACTION * total):
+            fraction = (b.step + 1) / total
+            side = r3_side(fraction)
+            if side is not None:
+                advice = ("max_train_steps is likely too high" if side == "early" else
+                          "it would likely benefit from training longer (and re-tuning the "
+                          "decay)")
+                msg = (f"best val_loss {_g(b.value)} at step {b.step}, {fraction:.0%} of "
+                       f"{total} steps — R3: {advice}")
+                out.append(_finding(f"best_step_{side}", msg, b.step, {
+                    "metric": "val_loss", "value": b.value, "fraction": fraction,
+                    "total_steps": total}))
+        # R21 warmup share
+        if total:
+            w = warmup_from_hparams(self.hparams, total)
+            source = "hparams"
+            if w is None:
+                ramp = self.ramp.warmup_steps()
+                w, source = (ramp[0], "lr series") if ramp is not None else (None, "")
+            if w is not None:
+                share = w / total
+                sev = warmup_severity(share)
+                if sev is not None:
+                    msg = (f"warmup of {w:.0f} steps ({source}) is {share:.0%} of {total} total "
+                           f"steps — R21: needing more than 5% warmup suggests increasing "
+                           f"max_train_steps")
+                    out.append(_finding("warmup_too_long", msg, None, {
+                        "warmup_steps": w, "share": round(share, 4), "total_steps": total,
+                        "source": source}, severity=sev))
+        out.sort(key=lambda f: (f.step if f.step is not None else 1 << 62, f.kind))
+        return out
+
+
+def diagnose_run(run: Run) -> list[Finding]:
+    """All per-run findings of a run, from a fresh RunDetectors."""
+    det = RunDetectors(run.total_steps, run.hparams)
+    det.update(run.store)
+    return det.findings

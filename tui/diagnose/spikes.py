@@ -1,0 +1,153 @@
+"""Sudden jumps above a robust trailing baseline: loss spikes (R13) and grad-norm outliers (R14).
+
+A point is judged against the median and MAD of the `window` points before its block (see
+robust.py), in log space for positive series (a loss of 0.02 jumping to 0.06 is as sudden as
+2.0 to 6.0). It is a jump when it is BOTH statistically far out (robust z above `z`, so that
+ordinary minibatch noise, however large, does not count) and practically large (at least
+`min_ratio` times the baseline, so that a near-noiseless run's tiny blips do not count).
+In very noisy runs (a near-zero classification loss in small batches, whose log varies by
+orders of magnitude) 6 robust sd can be a factor of 1000; there a point also counts when it
+is more than `over_max` times the largest value of the trailing window (unprecedented, not
+just noisy) and at least `over_max_z` robust sd out; or when `sustained` points in a row
+each stand above everything in the trailing window (an elevation that lasts, which noise
+almost never does: 1/65^3 for independent points); that spike is reported at its first point.
+Hysteresis makes a multi-step spike one event. Points before `min_points` are never judged
+(the first points, and a fast early drop, have no baseline to speak of); a fast drop or a
+learning-rate step decay moves the loss *below* a trailing baseline, which is never a jump.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from tui.diagnose.robust import EpisodeTracker, block_baselines, log_or_nan
+
+
+@dataclass(frozen=True)
+class Jump:
+    index: int  # position in the series
+    step: int
+    value: float
+    baseline: float  # the trailing median, in the series' own units
+    ratio: float | None  # value / baseline (None when the baseline is not positive)
+    z: float  # robust z-score (in log space for positive series)
+
+
+@dataclass(frozen=True)
+class JumpParams:
+    block: int = 16  # baseline recomputed every `block` points
+    window: int = 64  # trailing points in a baseline
+    min_window: int = 24  # finite points a baseline needs
+    min_points: int = 32  # no verdict before this many points
+    z: float = 6.0  # robust z above the trailing median to open a spike
+    min_ratio: float = 1.3  # and at least this many times the trailing median
+    release_z: float = 3.0  # the spike goes on while points stay this far out ...
+    quiet: int = 5  # ... and ends after this many points in a row that are not
+    sigma_floor: float = 0.01  # smallest noise scale (log units: 1%)
+    over_max: float = 10.0  # or: above this many times the window's maximum ...
+    over_max_z: float = 3.0  # ... and this robust z (very noisy runs, where 6 sd is 100x)
+    sustained: int = 3  # or: this many points in a row above the window's maximum ...
+    sustained_z: float = 2.0  # ... each this robust z out and min_ratio above the median
+
+
+# R13: loss spikes. R14: grad norms fluctuate more than the loss, so an outlier must be 3x.
+LOSS_SPIKE = JumpParams()
+GRAD_OUTLIER = JumpParams(min_ratio=3.0)
+
+
+class JumpDetector:
+    """Streaming jump detector over one series; `consume` takes the whole arrays and the
+    range of points not seen before, so its verdicts do not depend on how points arrive."""
+
+    def __init__(self, params: JumpParams = LOSS_SPIKE) -> None:
+        if params.window % params.block:
+            raise ValueError("window must be a multiple of block")
+        self.p = params
+        self.episodes = EpisodeTracker(params.quiet)
+        self.reset()
+
+    def reset(self) -> None:
+        self.episodes.reset()
+        self.log_mode: bool | None = None  # decided on the first `min_points` points
+        self.above_run = 0  # points in a row above their window's maximum
+
+    def consume(self, steps: np.ndarray, values: np.ndarray, start: int, end: int) -> list[Jump]:
+        p = self.p
+        if end <= start:
+            return []
+        if self.log_mode is None:
+            if end < p.min_points:
+                return []  # nothing is judged yet; the mode is decided on min_points points
+            head = np.asarray(values[: p.min_points], np.float64)
+            head = head[np.isfinite(head)]
+            self.log_mode = bool(head.shape[0] == 0 or (head > 0).all())
+        lo = max(start, p.min_points)
+        if end <= lo:
+            return []
+        b0, b1 = lo // p.block, (end - 1) // p.block
+        base = max(0, b0 * p.block - p.window)
+        raw = np.asarray(values[base:end], np.float64)
+        y = log_or_nan(raw) if self.log_mode else np.where(np.isfinite(raw), raw, np.nan)
+        med, sig, cnt, top = self._baselines(y, base, b0, b1)
+        idx = np.arange(lo, end)
+        k = idx // p.block - b0
+        m, s, c, t = med[k], sig[k], cnt[k], top[k]
+        yi = y[idx - base]
+        sigma = np.maximum(np.nan_to_num(s, nan=0.0), p.sigma_floor)
+        with np.errstate(invalid="ignore"):
+            d = yi - m
+            z = d / sigma
+            ok = (c >= p.min_window) & np.isfinite(d)
+            if self.log_mode:
+                big = d > math.log(p.min_ratio)
+                half = d > 0.5 * math.log(p.min_ratio)
+            else:
+                big = d > (p.min_ratio - 1.0) * np.abs(m)
+                half = d > 0.5 * (p.min_ratio - 1.0) * np.abs(m)
+            if self.log_mode:
+                unprecedented = yi - t > math.log(p.over_max)
+            else:
+                unprecedented = yi - t > (p.over_max - 1.0) * np.abs(t)
+            exceeds = ok & (yi > t) & ((big & (z > p.z)) | (unprecedented & (z > p.over_max_z)))
+            above = ok & half & (yi > t) & (z > p.sustained_z)
+            elevated = exceeds | (ok & half & (z > p.release_z))
+        # run lengths of `above` (carried over from the previous chunk): O(chunk), vectorized
+        idx_all = np.arange(above.shape[0])
+        last_false = np.maximum.accumulate(np.where(~above, idx_all, -1))
+        run_len = np.where(above, idx_all - last_false, 0)
+        carry = np.where(last_false < 0, self.above_run, 0)
+        run_len = np.where(above, run_len + carry, 0)
+        self.above_run = int(run_len[-1])
+        sustained = above & (run_len >= p.sustained)
+        exceeds = exceeds | sustained
+        elevated = elevated | sustained
+        out: list[Jump] = []
+        for i in self.episodes.feed(lo, elevated, exceeds):
+            j = i - lo
+            value = float(raw[i - base])
+            baseline = math.exp(m[j]) if self.log_mode else float(m[j])
+            ratio = value / baseline if baseline > 0 else None
+            first = i
+            if sustained[j] and not (big[j] and z[j] > p.z):
+                first = i - int(run_len[j]) + 1  # a lasting elevation: its first point
+            out.append(Jump(i, int(steps[first]), value, baseline, ratio, float(z[j])))
+        return out
+
+    def _baselines(
+        self, y: np.ndarray, base: int, b0: int, b1: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Baselines of blocks b0..b1, y holding the series from index `base` (a block
+        boundary or 0) on."""
+        p = self.p
+        if base == 0:
+            return block_baselines(y, b0, b1, p.block, p.window)
+        # shift the block grid so that index `base` is 0 there (base is a multiple of block
+        # whenever it is > 0, because window is a multiple of block)
+        shift = base // p.block
+        return block_baselines(y, b0 - shift, b1 - shift, p.block, p.window)
+
+    def episode_end(self, index: int, now: int) -> int | None:
+        return self.episodes.episode_end(index, now)

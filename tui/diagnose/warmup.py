@@ -1,0 +1,94 @@
+"""Warmup length (R21): an LR ramp from near 0 to the peak, or the warmup given in hparams.
+
+R21: needing warmup longer than 5% of max_train_steps suggests increasing max_train_steps;
+tunetop says info over 5% and warning over 10% of the run's total steps (DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+INFO_SHARE = 0.05
+WARNING_SHARE = 0.10
+NEAR_ZERO = 0.1  # a ramp starts at or below 10% of its peak
+MIN_RISES = 3  # and rises over at least this many logged points
+
+WARMUP_KEYS = ("warmup_steps", "schedule.warmup_steps", "num_warmup_steps", "warmup",
+               "lr_warmup_steps", "scheduler.warmup_steps")
+RATIO_KEYS = ("warmup_ratio", "schedule.warmup_ratio")
+
+
+def warmup_from_hparams(hparams: dict[str, Any], total_steps: int) -> float | None:
+    """Warmup steps given in the hyperparameters (warmup_ratio x total for HF), or None."""
+    for key in WARMUP_KEYS:
+        v = hparams.get(key)
+        if isinstance(v, int | float) and not isinstance(v, bool) and v > 0 and v == int(v):
+            return float(v)
+    for key in RATIO_KEYS:
+        v = hparams.get(key)
+        if isinstance(v, int | float) and not isinstance(v, bool) and 0 < v < 1 and total_steps:
+            return float(v) * total_steps
+    return None
+
+
+class RampTracker:
+    """Streaming: the initial LR ramp (strictly rising values from the first point)."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.first: float | None = None
+        self.first_step = 0
+        self.prev = math.nan
+        self.peak = math.nan
+        self.peak_step = 0
+        self.rises = 0
+        self.done = False
+        self.last_step = 0
+
+    def consume(self, steps: np.ndarray, values: np.ndarray, start: int, end: int) -> None:
+        if end <= start:
+            return
+        self.last_step = int(steps[end - 1])
+        if self.done:
+            return
+        v = np.asarray(values[start:end], np.float64)
+        i0 = 0
+        if self.first is None:
+            self.first, self.first_step = float(v[0]), int(steps[start])
+            self.prev, self.peak, self.peak_step = self.first, self.first, self.first_step
+            i0 = 1
+        rest = v[i0:]
+        if rest.shape[0] == 0:
+            return
+        prev = np.concatenate(([self.prev], rest[:-1]))
+        stop = np.flatnonzero(~(rest > prev))
+        n = int(stop[0]) if stop.shape[0] else rest.shape[0]
+        if n:
+            self.rises += n
+            self.peak = float(rest[n - 1])
+            self.peak_step = int(steps[start + i0 + n - 1])
+            self.prev = self.peak
+        if stop.shape[0]:
+            self.done = True
+
+    def warmup_steps(self) -> tuple[float, bool] | None:
+        """(ramp length in steps, finished?) when the LR series shows a warmup ramp."""
+        if self.first is None or self.rises < MIN_RISES or not math.isfinite(self.peak):
+            return None
+        if not (self.peak > 0 and self.first <= NEAR_ZERO * self.peak):
+            return None
+        # steps are 0-based and the ramp starts with the run: its length is the peak's step
+        return float(max(self.peak_step, self.peak_step - self.first_step)), self.done
+
+
+def warmup_severity(share: float) -> str | None:
+    if share > WARNING_SHARE:
+        return "warning"
+    if share > INFO_SHARE:
+        return "info"
+    return None
