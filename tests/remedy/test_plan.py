@@ -317,3 +317,15 @@ def test_template_value_the_run_does_not_tell_is_missing(tmp_path: Path) -> None
     run2 = write_run(tmp_path / "run2", diverging(), 0.3, 5000, grad_norms=norms, runner=False)
     clip = plan("clip", run2)  # the clip study sets clip_norm in every trial
     assert clip.launchable, clip.missing
+
+
+def test_fit_study_findings_come_through_diagnose_study(tmp_path: Path) -> None:
+    from tui.check import run_check
+
+    remedy = {"kind": "fit", "source": "x"}
+    for lr, tau in ((0.001, 400.0), (0.01, 100.0), (0.1, 25.0)):
+        write_run(tmp_path / "fit" / f"lr={lr}",
+                  [2.0 * math.exp(-i / tau) for i in range(600)], lr, 600, remedy=remedy)
+    report = run_check(str(tmp_path / "fit"))
+    kinds = [f.kind for s in report.studies for f in s.findings]
+    assert "steps_to_fit" in kinds

@@ -84,3 +84,27 @@ def test_one_drop_is_not_a_pattern() -> None:
     steps, lr = lr_series(lambda o: ManualDrops(o, {1500: 0.1}))
     assert len(find_drops(steps, lr)) == 1
     assert hand_made_schedule(steps, lr) is None
+
+
+def test_run_detectors_report_it_the_same_at_once_or_point_by_point() -> None:
+    from tui.diagnose.run_checks import RunDetectors
+    from tui.logs.batch import Column, ColumnBatch
+    from tui.logs.store import RunStore
+
+    steps, lr = lr_series(lambda o: ManualDrops(o, {900: 0.1, 2100: 0.3, 2450: 0.1}), every=7)
+    loss = np.linspace(2.0, 0.5, steps.size)
+
+    def feed(chunks: list[tuple[int, int]]) -> list[str]:
+        store, det = RunStore(), RunDetectors(3000, {})
+        for a, b in chunks:
+            store.append(
+                ColumnBatch(
+                    steps[a:b], np.zeros(b - a), {"lr": Column(lr[a:b]), "loss": Column(loss[a:b])}
+                )
+            )
+            det.update(store)
+        return [f.to_json()["message"] for f in det.findings if f.kind == "hand_made_schedule"]
+
+    at_once = feed([(0, steps.size)])
+    one_by_one = feed([(i, i + 1) for i in range(steps.size)])
+    assert len(at_once) == 1 and at_once == one_by_one

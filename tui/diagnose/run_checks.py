@@ -27,6 +27,7 @@ from tui.diagnose.divergence import DivergenceDetector
 from tui.diagnose.findings import Finding
 from tui.diagnose.gradnorm import AGGRESSIVE, MIN_UPDATES, ClipCounter, clip_norm_of, clip_stats
 from tui.diagnose.instability import InstabilityDetector
+from tui.diagnose.schedule_check import DropTracker, finding_from_drops
 from tui.diagnose.spikes import GRAD_OUTLIER, LOSS_SPIKE, Jump, JumpDetector
 from tui.diagnose.warmup import RampTracker, warmup_from_hparams, warmup_severity
 from tui.logs.model import Run
@@ -60,7 +61,7 @@ def _finding(
 
 
 class RunDetectors:
-    """All per-run detectors of one run (R3, R12-R14, R16, R21, R23, R24)."""
+    """All per-run detectors of one run (R3, R7, R12-R14, R16, R21, R23, R24)."""
 
     def __init__(
         self, total_steps: int, hparams: dict[str, Any] | None = None, blowup_factor: float = 5.0
@@ -75,6 +76,7 @@ class RunDetectors:
         self.best_val = RunningBest()  # R1, R3
         self.ramp = RampTracker()  # R21
         self.clip = ClipCounter(self.clip_norm)  # R24
+        self.drops = DropTracker()  # R7
         self._store: RunStore | None = None
         self._findings: list[Finding] = []
         self._dirty = False
@@ -83,7 +85,7 @@ class RunDetectors:
     # -- feeding -------------------------------------------------------------------------
     def _reset(self) -> None:
         for d in (self.spikes, self.grads, self.divergence, self.rise, self.best_val, self.ramp,
-                  self.clip):
+                  self.clip, self.drops):
             d.reset()
         self._consumed: dict[str, int] = {}
         self._last_step: dict[str, int] = {}
@@ -150,6 +152,7 @@ class RunDetectors:
             self.clip.consume_grad(values, start, end)
         elif name == "lr":
             self.ramp.consume(steps, values, start, end)
+            self.drops.consume(steps, values, start, end)
         elif name == "clipped":
             self.clip.consume_clipped(values, start, end)
 
@@ -279,6 +282,10 @@ class RunDetectors:
                     out.append(_finding("warmup_too_long", msg, None, {
                         "warmup_steps": w, "share": round(share, 4), "total_steps": total,
                         "source": source}, severity=sev))
+        # R7 hand-made piecewise schedule
+        schedule = finding_from_drops(self.drops.drops)
+        if schedule is not None:
+            out.append(schedule)
         out.sort(key=lambda f: (f.step if f.step is not None else 1 << 62, f.kind))
         return out
 

@@ -20,25 +20,60 @@ INTERVAL_SPREAD = 1.25  # intervals between drops differing more than 25% are ir
 FACTOR_SPREAD = 0.10  # drop factors differing more than 10% (relative) are irregular
 
 
+def _drop_indices(lr: np.ndarray) -> np.ndarray:
+    """Indices i where lr[i+1] is a sudden drop from lr[i] between flat stretches: judged on
+    lr[i-1..i+2], so a drop at the last point waits for the point after it."""
+    if lr.size < 3:
+        return np.empty(0, np.int64)
+    ratio = lr[1:] / lr[:-1]
+    i = np.flatnonzero(ratio[:-1] < DROP_RATIO)  # ratio[i + 1] must exist
+    before = np.ones(i.size, np.bool_)
+    inner = i > 0
+    before[inner] = np.abs(ratio[i[inner] - 1] - 1.0) <= FLAT_TOL
+    after = np.abs(ratio[i + 1] - 1.0) <= FLAT_TOL
+    return i[before & after]
+
+
 def find_drops(steps: np.ndarray, lr: np.ndarray) -> list[tuple[int, float]]:
     """(step, factor) of each sudden drop between flat stretches of the lr series."""
     ok = np.isfinite(lr) & (lr > 0)
     steps, lr = steps[ok], lr[ok].astype(np.float64)
-    if lr.size < 4:
-        return []
-    ratio = lr[1:] / lr[:-1]
-    drops = []
-    for i in np.flatnonzero(ratio < DROP_RATIO).tolist():
-        # flat before (the point before the drop equals the one before it) and after
-        before_flat = i == 0 or abs(ratio[i - 1] - 1.0) <= FLAT_TOL
-        after_flat = i + 1 >= ratio.size or abs(ratio[i + 1] - 1.0) <= FLAT_TOL
-        if before_flat and after_flat:
-            drops.append((int(steps[i + 1]), float(ratio[i])))
-    return drops
+    return [(int(steps[i + 1]), float(lr[i + 1] / lr[i])) for i in _drop_indices(lr).tolist()]
+
+
+class DropTracker:
+    """find_drops over a growing series in O(new points) per call: the same drops whether the
+    series arrives at once or point by point (the last 3 points are kept as context)."""
+
+    CONTEXT = 3
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.drops: list[tuple[int, float]] = []
+        self._steps = np.empty(0, np.int64)
+        self._values = np.empty(0, np.float64)
+
+    def consume(self, steps: np.ndarray, values: np.ndarray, start: int, end: int) -> None:
+        new_values = np.asarray(values[start:end], np.float64)
+        ok = np.isfinite(new_values) & (new_values > 0)
+        if not ok.any():
+            return
+        s = np.concatenate((self._steps, np.asarray(steps[start:end])[ok]))
+        v = np.concatenate((self._values, new_values[ok]))
+        ctx = self._steps.size
+        for i in _drop_indices(v).tolist():
+            if i + 2 >= ctx:  # lr[i + 2] is new: this drop could not be judged before
+                self.drops.append((int(s[i + 1]), float(v[i + 1] / v[i])))
+        self._steps, self._values = s[-self.CONTEXT :], v[-self.CONTEXT :]
 
 
 def hand_made_schedule(steps: np.ndarray, lr: np.ndarray) -> Finding | None:
-    drops = find_drops(steps, lr)
+    return finding_from_drops(find_drops(steps, lr))
+
+
+def finding_from_drops(drops: list[tuple[int, float]]) -> Finding | None:
     if len(drops) < 2:
         return None
     at = np.array([s for s, _ in drops], dtype=np.float64)

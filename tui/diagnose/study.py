@@ -19,6 +19,7 @@ import numpy as np
 
 from tui.diagnose.bestpoint import FINISHED_FRACTION, MIN_EVALS, r3_side
 from tui.diagnose.findings import Finding
+from tui.diagnose.fit import is_fit_study, steps_to_fit
 from tui.logs.model import Run, Study
 
 BOUNDARY_FRACTION = 0.1  # R5, quasi-random studies: the outer 10% of the (log) range
@@ -116,7 +117,7 @@ def diagnose_study(
     blowup_factor: float = 5.0,
     boundary_fraction: float = BOUNDARY_FRACTION,
 ) -> StudyVerdict:
-    """The playbook's verdict on a study (R2, R3, R5, R8, R10, R16). `run_findings` (the
+    """The playbook's verdict on a study (R2, R3, R4, R5, R8, R10, R16). `run_findings` (the
     per-run findings by run id) is accepted for the callers' convenience; the verdict is
     computed from the runs themselves. Apply `adjust_run_findings` to re-judge them."""
     runs = study.runs
@@ -145,6 +146,8 @@ def diagnose_study(
     findings += _budget(study)
     findings += _steps_differ(study)
     findings += _batch_size_swept(study)
+    if is_fit_study(study):  # R4: a steps-to-fit sweep tunetop launched
+        findings += steps_to_fit(study)
     return StudyVerdict(best_run, infeasible, findings, metric, objective)
 
 
