@@ -256,3 +256,38 @@ def test_user_aliases_map_metrics(tmp_path: Path) -> None:
     ws = Workspace([tmp_path], Config(aliases={"loss": ("my_loss",)}))
     ws.refresh()
     assert ws.runs["r"].store.count("loss") == 1
+
+
+def test_folder_without_read_permission_is_an_error_and_the_rest_is_read(
+    tmp_path: Path,
+) -> None:
+    """Tests run as root, who reads everything: the walk runs as `nobody` in a forked child."""
+    import tui.logs.jsonl  # noqa: F401 - imported here: `nobody` may not read the checkout
+    from conftest_text import run_unprivileged
+
+    touch(tmp_path / "ok" / "metrics.jsonl", '{"step": 0, "loss": 1.0}\n')
+    touch(tmp_path / "locked" / "metrics.jsonl", '{"step": 0, "loss": 1.0}\n')
+    os.chmod(tmp_path, 0o755)
+    os.chmod(tmp_path / "ok", 0o755)
+    os.chmod(tmp_path / "ok" / "metrics.jsonl", 0o644)
+    os.chmod(tmp_path / "locked", 0o000)
+    for parent in tmp_path.parents:  # let nobody reach tmp_path
+        if str(parent).startswith("/tmp/"):
+            os.chmod(parent, 0o755)
+
+    def walk() -> dict:
+        ws = Workspace([tmp_path])
+        ws.refresh()
+        return {
+            "runs": sorted(ws.runs),
+            "errors": ws.errors,
+            "points": ws.runs["ok"].store.count("loss") if "ok" in ws.runs else 0,
+        }
+
+    try:
+        got = run_unprivileged(walk)
+    finally:
+        os.chmod(tmp_path / "locked", 0o755)
+    assert got["runs"] == ["ok"], got
+    assert got["points"] == 1, got
+    assert any("locked" in p and "ermission" in m for p, m in got["errors"])
