@@ -262,8 +262,9 @@ def test_folder_without_read_permission_is_an_error_and_the_rest_is_read(
     tmp_path: Path,
 ) -> None:
     """Tests run as root, who reads everything: the walk runs as `nobody` in a forked child."""
-    import tui.logs.jsonl  # noqa: F401 - imported here: `nobody` may not read the checkout
     from conftest_text import run_unprivileged
+
+    import tui.logs.jsonl  # noqa: F401 - imported here: `nobody` may not read the checkout
 
     touch(tmp_path / "ok" / "metrics.jsonl", '{"step": 0, "loss": 1.0}\n')
     touch(tmp_path / "locked" / "metrics.jsonl", '{"step": 0, "loss": 1.0}\n')
