@@ -265,8 +265,12 @@ class RunDetectors:
                 out.append(_finding(f"best_step_{side}", msg, b.step, {
                     "metric": "val_loss", "value": b.value, "fraction": fraction,
                     "total_steps": total}))
-        # R21 warmup share
-        if total:
+        # R21 warmup share. A warmup-study trial (R18/R19: warmup W, constant 2W, no base
+        # schedule: max_train_steps 0) is all warmup by design; R19 already bounds its W by the
+        # baseline's max_train_steps, so its share says nothing.
+        mts = self.hparams.get("max_train_steps")
+        warmup_trial = isinstance(mts, int | float) and not isinstance(mts, bool) and mts == 0
+        if total and not warmup_trial:
             w = warmup_from_hparams(self.hparams, total)
             source = "hparams"
             if w is None:
