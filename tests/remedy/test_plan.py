@@ -324,8 +324,26 @@ def test_fit_study_findings_come_through_diagnose_study(tmp_path: Path) -> None:
 
     remedy = {"kind": "fit", "source": "x"}
     for lr, tau in ((0.001, 400.0), (0.01, 100.0), (0.1, 25.0)):
-        write_run(tmp_path / "fit" / f"lr={lr}",
-                  [2.0 * math.exp(-i / tau) for i in range(600)], lr, 600, remedy=remedy)
+        write_run(
+            tmp_path / "fit" / f"lr={lr}",
+            [2.0 * math.exp(-i / tau) for i in range(600)],
+            lr,
+            600,
+            remedy=remedy,
+        )
     report = run_check(str(tmp_path / "fit"))
     kinds = [f.kind for s in report.studies for f in s.findings]
     assert "steps_to_fit" in kinds
+
+
+def test_instability_findings_name_remedies_in_r17_order(tmp_path: Path) -> None:
+    """R17: warmup first, then clipping; lowering the learning rate is the last resort."""
+    from tui.check import run_check
+
+    write_run(tmp_path / "run", diverging(), 0.5, 2000)
+    (div,) = [
+        f for r in run_check(str(tmp_path)).runs for f in r.findings if f.kind == "divergence"
+    ]
+    msg = div.message
+    assert "R17" in msg
+    assert msg.index("warmup") < msg.index("clipping") < msg.index("lower the LR")

@@ -187,15 +187,15 @@ class RunDetectors:
         if div is not None:
             if div.kind == "non-finite" and div.nonfinite_step == div.step:
                 msg = (f"loss became {_g(div.value)} at step {div.step} (first value "
-                       f"{_g(div.first_value)}) — R16: the run diverged; lower the LR or add "
-                       f"warmup/clipping (R17)")
+                       f"{_g(div.first_value)}) — R16: the run diverged; add warmup (w) or "
+                       f"clipping (c); lower the LR only as a last resort (R17)")
             else:
                 tail = (f", then NaN/Inf at step {div.nonfinite_step}"
                         if div.nonfinite_step is not None else " and stayed up")
                 msg = (f"loss blew up to {_g(div.value)} at step {div.step}, over "
                        f"{self.divergence.factor:g}x its first value {_g(div.first_value)}"
-                       f"{tail} — R16: the run diverged; lower the LR or add warmup/clipping "
-                       f"(R17)")
+                       f"{tail} — R16: the run diverged; add warmup (w) or "
+                       f"clipping (c); lower the LR only as a last resort (R17)")
             out.append(_finding("divergence", msg, div.step, {
                 "value": div.value, "first_value": div.first_value, "cause": div.kind,
                 "factor": self.divergence.factor, "nonfinite_step": div.nonfinite_step}))
