@@ -166,7 +166,13 @@ class CsvReader:
                 errors.add(f"{raw.count(0)} NUL bytes skipped")
                 data = raw.replace(b"\x00", b"")
         names = self.header
-        table = _arrow_table(data, names, errors)
+        # Rows are lines here (no cell spans a line). A stray quote would make Arrow read the
+        # rest of the read as one quoted cell and lose every row after it, so reads holding a
+        # quote go line by line: the damage then costs only its own row.
+        quoted = (data.obj if isinstance(data, memoryview) else data).find(b'"') >= 0
+        # Arrow cannot hand a row of bad UTF-8 to its invalid-row handler (it fails decoding
+        # it first), so such reads go line by line too
+        table = None if quoted or not _utf8(data) else _arrow_table(data, names, errors)
         if table is None:
             table = _python_table(data, names, errors)
         n = table.num_rows
@@ -225,6 +231,17 @@ class CsvReader:
         bad |= text
         present = number
         return values, (None if present.all() else present)
+
+
+def _utf8(data: bytes | memoryview) -> bool:
+    raw = bytes(data) if isinstance(data, memoryview) else data
+    if raw.isascii():
+        return True
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _arrow_table(data: bytes | memoryview, names: list[str], errors: ErrorLog) -> pa.Table | None:
