@@ -12,15 +12,24 @@ widgets):
   visible plots that show an updated run to redraw. Plots cache their picture by the versions of
   the runs they show, so nothing is redrawn that did not change, and there is no redraw timer:
   idle is idle.
+
+Remedies (issue 6): w / c / e compute a plan (tui.remedy.plan) in a thread worker and show it
+in a modal (tui.widgets.remedy_modal); a confirmed plan is launched by the Supervisor
+(tui.remedy.supervise) in another worker. While a child runs, a low-rate timer has a worker
+poll the Supervisor (reaping what ended) and post JobsPolled for the jobs panel; with nothing
+running there is no timer. Stopping (k, or quitting with "stop them all") blocks for the grace
+period, so it runs in a thread worker too: the UI never waits on a child.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 import re
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -32,6 +41,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Footer, Input, Static, Tree
 from textual.worker import Worker, WorkerState, get_current_worker
 
@@ -51,10 +61,21 @@ from tui.engine import (
     run_state,
 )
 from tui.logs.model import Run, Study
-from tui.plotting import format_value
+from tui.remedy.plan import Plan
+from tui.remedy.supervise import Job, Supervisor
 from tui.watch import Watcher
 from tui.widgets.findings_panel import FindingsPanel, Row
-from tui.widgets.jobs import JobsPanel
+from tui.widgets.jobs import (
+    JobsAdopted,
+    JobsPanel,
+    JobsPolled,
+    PlanReady,
+    StudyLaunched,
+    adoption_source,
+    descends_from,
+    looks_like_runner,
+    view_of,
+)
 from tui.widgets.plots import (
     HistogramPlot,
     HParamPlot,
@@ -63,18 +84,37 @@ from tui.widgets.plots import (
     SmoothCache,
     StudyAxis,
 )
+from tui.widgets.remedy_modal import RemedyModal
 from tui.widgets.run_tree import NodeRef, RunTree, run_label
-from tui.widgets.screens import HelpScreen, RemedyScreen
+from tui.widgets.screens import ConfirmScreen, HelpScreen, QuitScreen
 
 # seconds between two read rounds: a burst of writes is read in one go, and a run logging 100
 # steps/s costs 3 redraws a second, not 100 (latency stays well under the 500 ms asked)
 MIN_ROUND = 0.33
 SMOOTHING_LEVELS = (0.0, 0.6, 0.9, 0.99)
 REMEDY_TITLES = {
-    "warmup": "warmup study (R18-R21)",
+    "warmup": "warmup study (R18, R19)",
+    "warmup-apply": "warmup applied to the baseline (R20, R21)",
     "clip": "gradient clipping (R22-R24)",
     "probe": "early-instability probe (R15)",
 }
+JOBS_POLL = 1.0  # seconds between two polls of the Supervisor, only while a child runs
+# stopping waits this long after SIGTERM before SIGKILL: longer than the runner's own grace
+# for its trials (TUNETOP_STOP_GRACE, 10 s), so a study can stop its trials (each in a session
+# of its own) before it is killed itself and they are orphaned
+STOP_GRACE = float(os.environ.get("TUNETOP_STOP_GRACE", "10")) + 5.0
+
+
+def _while_running(handler: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:
+    """Worker messages still queued when the app shuts down find its widgets gone (a
+    NoMatches at exit): they are dropped then, there is nothing left to show them on."""
+
+    @functools.wraps(handler)
+    def guarded(self: Any, message: Any) -> None:
+        if self.is_running:
+            handler(self, message)
+
+    return guarded
 
 
 class TunetopApp(App[None]):
@@ -110,6 +150,7 @@ class TunetopApp(App[None]):
         readonly: bool = False,
         smoothing: float = 0.6,
         config: Config | None = None,
+        supervisor: Supervisor | None = None,
     ) -> None:
         super().__init__()
         self.paths = [Path(p) for p in paths] or [Path(".")]
@@ -136,6 +177,12 @@ class TunetopApp(App[None]):
         self._stop = threading.Event()
         self.engine: Engine | None = None
         self.watcher: Watcher | None = None
+        # children: launched here, handed over (tunetop demo), or found again via run.json
+        self.supervisor = supervisor or Supervisor()
+        self.jobs_polls = 0  # JobsPolled handled (tests wait on it)
+        self._jobs_timer: Timer | None = None
+        self._rooted: set[str] = set()  # jobs whose study folder is known to be followed
+        self._quitting = False
 
     # -- layout ----------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -165,6 +212,8 @@ class TunetopApp(App[None]):
         # stalled detection needs the clock: a cheap check that relabels only what changed
         every = max(1.0, min(30.0, self.config.stalled_after / 4))
         self.set_interval(every, self.refresh_states)
+        if self.supervisor.jobs:  # children handed over by the caller (tunetop demo)
+            self.watch_jobs()
 
     # -- the worker ------------------------------------------------------------------------
     def start_following(self) -> None:
@@ -195,20 +244,39 @@ class TunetopApp(App[None]):
             started = time.monotonic()
             for message in engine.step(full=created):
                 self.post_message(message)
+            if engine.roots_changed:
+                # a study launched outside every watched root: watch the roots again, with it
+                watcher.stop()
+                watcher = Watcher(engine.roots, self.poll_interval)
+                self.watcher = watcher
             # a few rounds a second at most: what arrives meanwhile is read in the next round
             self._stop.wait(max(0.0, MIN_ROUND - (time.monotonic() - started)))
 
+    WORKER_FAILURES: ClassVar[dict[str, str]] = {
+        "follow": "reading stopped",
+        "plan": "planning failed",
+        "launch": "launch failed",
+        "stop": "stopping failed",
+        "jobs": "polling the jobs failed",
+        "adopt": "finding running jobs failed",
+    }
+
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        """One handler for worker failures: say it, and start reading again."""
-        if event.worker.group == "follow" and event.state == WorkerState.ERROR:
-            error = event.worker.error
-            self.notify(
-                sanitize.clean(f"reading stopped: {type(error).__name__}: {error}", 300),
-                severity="error",
-                timeout=10,
-            )
-            if not self._stop.is_set():
-                self.set_timer(2.0, self.follow)
+        """One handler for worker failures: say it; start reading again, poll again."""
+        group = event.worker.group
+        if event.state != WorkerState.ERROR or group not in self.WORKER_FAILURES:
+            return
+        error = event.worker.error
+        self.notify(
+            sanitize.clean(f"{self.WORKER_FAILURES[group]}: {type(error).__name__}: {error}", 300),
+            severity="error",
+            timeout=10,
+            markup=False,  # the error may quote a path or a child's words
+        )
+        if group == "follow" and not self._stop.is_set():
+            self.set_timer(2.0, self.follow)
+        if group == "stop" and self._quitting:
+            self._quitting = False  # the quit did not happen: say so and stay
 
     def stop_following(self) -> None:
         self._stop.set()
@@ -216,6 +284,41 @@ class TunetopApp(App[None]):
             self.watcher.stop()
 
     async def action_quit(self) -> None:
+        """Quit; while children run, say so and offer to leave them running or stop them."""
+        if self._quitting:
+            return
+        self.supervisor.poll()  # reap what ended: only what really runs is counted
+        running = self.supervisor.running()
+        if not running:
+            self.exit_now()
+            return
+        body = Text()
+        body.append(f"{len(running)} launched job(s) still running:\n", style="bold")
+        for job in running[:8]:
+            body.append(f"  {sanitize.clean(job.kind, 20)}  pid {job.pid}  ")
+            study = job.out if job.study_dir is None else job.study_dir
+            body.append(sanitize.clean(study, 100), style="grey62")
+            body.append("\n")
+        body.append(
+            "\nLeft running, they go on without tunetop (each in a session of its own) and "
+            "the next start finds them again."
+        )
+        if self.readonly:
+            body.append("\n--readonly: tunetop cannot stop them.", style="yellow")
+        self.push_screen(QuitScreen(body, self.readonly), self._quit_choice)
+
+    def _quit_choice(self, choice: str | None) -> None:
+        if choice == "leave":
+            self.exit_now()
+        elif choice == "stop" and not self.readonly:
+            running = self.supervisor.running()
+            self._quitting = True
+            self.notify(f"stopping {len(running)} job(s)…", timeout=STOP_GRACE + 5)
+            self.stop_jobs(running, then_exit=True)
+
+    def exit_now(self) -> None:
+        """Leave: whatever already exited is reaped first (no zombies), the rest goes on."""
+        self.supervisor.poll()
         self.stop_following()
         self.exit()
 
@@ -223,9 +326,18 @@ class TunetopApp(App[None]):
         self.stop_following()
 
     # -- messages from the worker ----------------------------------------------------------
+    @_while_running
     def on_run_discovered(self, message: RunDiscovered) -> None:
         for run in message.runs:
             self.runs[run.id] = run
+        # children of an earlier start (or of `tunetop plan --launch`) still running
+        found = [
+            (r.path, dict(r.run_json))
+            for r in message.runs
+            if r.run_json and r.run_json.get("status") == "running" and r.run_json.get("remedy")
+        ]
+        if found:
+            self.adopt_jobs(found)
         self.last_write.update(message.last_write)
         self.rebuild_tree()
         if self.cursor is None:
@@ -234,11 +346,13 @@ class TunetopApp(App[None]):
                 self.select(first)
         self._update_status()
 
+    @_while_running
     def on_studies_changed(self, message: StudiesChanged) -> None:
         self.studies = message.studies
         self.rebuild_tree()
         self._update_status()
 
+    @_while_running
     def on_metrics_appended(self, message: MetricsAppended) -> None:
         self.rounds += 1
         for run_id in message.updated:
@@ -248,6 +362,7 @@ class TunetopApp(App[None]):
         if shown & set(message.updated):
             self.refresh_plots()
 
+    @_while_running
     def on_finding_raised(self, message: FindingRaised) -> None:
         self.findings.setdefault(message.run_id, []).extend(message.findings)
         if message.stats:
@@ -257,20 +372,24 @@ class TunetopApp(App[None]):
             self.refresh_findings()
             self.refresh_plots()
 
+    @_while_running
     def on_run_stats_changed(self, message: RunStatsChanged) -> None:
         self.stats.update(message.stats)
         if set(message.stats) & {r.id for r in self.shown_runs()}:
             self.refresh_plots()
 
+    @_while_running
     def on_study_diagnosed(self, message: StudyDiagnosed) -> None:
         self.study_views[message.study_id] = message
         if self.cursor == NodeRef("study", message.study_id):
             self.refresh_plots()
             self.refresh_findings()
 
+    @_while_running
     def on_run_status_changed(self, message: RunStatusChanged) -> None:
         self.refresh_states(message.run_ids, force=True)
 
+    @_while_running
     def on_read_errors(self, message: ReadErrors) -> None:
         self.errors.extend(message.errors)
         del self.errors[:-1000]
@@ -508,27 +627,269 @@ class TunetopApp(App[None]):
         self.push_screen(HelpScreen(self.readonly))
 
     def action_remedy(self, kind: str) -> None:
+        if self.readonly:  # the keys are off; this closes the palette's and scripts' way too
+            self.notify("--readonly: no remedy can be launched", severity="warning", timeout=4)
+            return
         target = self.cursor
         if target is None:
             self.notify("select a run or a study first", timeout=3)
             return
-        self.launch_remedy(kind, target, self.remedy_summary(kind, target))
+        path = self.target_path(target)
+        if path is None:
+            self.notify("that run or study is gone", timeout=3)
+            return
+        if kind == "warmup" and self.is_warmup_study(target):
+            kind = "warmup-apply"  # a finished warmup study: apply the warmup it found (R20)
+        study_id = self._study_of(target)
+        why = self.remedy_summary(kind, NodeRef("study", study_id) if study_id else target)
+        self.notify(f"planning {REMEDY_TITLES.get(kind, kind)}…", timeout=2)
+        self.compute_plan(kind, target.id, path, why)
 
-    def launch_remedy(self, kind: str, target: NodeRef, summary: Text) -> None:
-        """THE hook for the remedy launcher (issue 6 replaces this one method): today it shows
-        what was computed and says that nothing can be launched yet."""
-        body = summary.copy()
-        body.append(
-            "\n\nThe remedy launcher is not there yet (issue 6): nothing was started.\n",
-            style="bold yellow",
+    def target_path(self, target: NodeRef) -> Path | None:
+        if target.kind == "run" and target.id in self.runs:
+            return self.runs[target.id].path
+        if target.kind == "study" and target.id in self.studies:
+            return self.studies[target.id].path
+        return None
+
+    def _study_of(self, target: NodeRef) -> str | None:
+        """The warmup study a warmup trial belongs to (w on one trial applies the study)."""
+        if target.kind == "study":
+            return None
+        run = self.runs.get(target.id)
+        if run is None or (run.remedy or {}).get("kind") != "warmup":
+            return None
+        for sid, study in self.studies.items():
+            if any(r.id == target.id for r in study.runs):
+                return sid
+        return None
+
+    def is_warmup_study(self, target: NodeRef) -> bool:
+        """A study whose runs the warmup remedy made (run.json's remedy), or one of its trials."""
+        if target.kind == "run":
+            return self._study_of(target) is not None
+        study = self.studies.get(target.id)
+        return study is not None and any(
+            (r.remedy or {}).get("kind") == "warmup" for r in study.runs
         )
-        body.append(
-            f"`tunetop plan {kind} <folder>` prints the study it will launch.", style="grey50"
+
+    @work(
+        thread=True,
+        exit_on_error=False,
+        group="plan",
+        description="compute a remedy plan (reads the target's files)",
+    )
+    def compute_plan(self, kind: str, target_id: str, path: Path, why: Text) -> None:
+        from tui.remedy.plan import plan
+
+        if kind == "warmup-apply" and self.runs.get(target_id) is not None:
+            path = path.parent  # w on a trial of a warmup study: the study is the target
+        self.post_message(PlanReady(kind, target_id, plan(kind, path), why))
+
+    @_while_running
+    def on_plan_ready(self, message: PlanReady) -> None:
+        self.launch_remedy(message.plan, message.why)
+
+    def launch_remedy(self, plan: Plan, why: Text | None = None) -> None:
+        """Show the plan in the modal; a confirmed (maybe edited) plan is launched."""
+        title = REMEDY_TITLES.get(plan.kind, plan.kind)
+        self.push_screen(
+            RemedyModal(plan, title=title, readonly=self.readonly, why=why), self._confirmed
         )
-        self.push_screen(RemedyScreen(REMEDY_TITLES.get(kind, kind), body))
+
+    def _confirmed(self, plan: Plan | None) -> None:
+        if plan is not None:
+            self.launch_plan(plan)
+
+    def launch_plan(self, plan: Plan) -> bool:
+        """Start a plan's study as a child process (in a worker). The one way the app starts a
+        process: refused under --readonly and for a plan that cannot be launched."""
+        if self.readonly:
+            self.notify("--readonly: nothing is started", severity="warning", timeout=4)
+            return False
+        if not plan.launchable:
+            self.notify("this plan cannot be launched (something is missing)", timeout=4)
+            return False
+        self.start_study(plan)
+        return True
+
+    @work(thread=True, exit_on_error=False, group="launch", description="launch a remedy study")
+    def start_study(self, plan: Plan) -> None:
+        job = self.supervisor.launch(plan)
+        self.post_message(StudyLaunched(job.id, job.kind, Path(plan.out), job.pid))
+
+    @_while_running
+    def on_study_launched(self, message: StudyLaunched) -> None:
+        self.notify(
+            Text.assemble(
+                f"launched {message.kind} study (pid {message.pid}) into ",
+                sanitize.text(message.out, limit=100),
+            ).plain,
+            timeout=5,
+            markup=False,
+        )
+        self.watch_jobs()
+        self.poll_jobs()
+        self.query_one(JobsPanel).select_job(message.job_id)
+
+    def watched(self, folder: Path) -> bool:
+        """Whether `folder` is under a watched root (the watcher will find what appears in it)."""
+        roots = self.engine.roots if self.engine is not None else self.paths
+        try:
+            target = folder.resolve()
+        except OSError:
+            return False
+        for root in roots:
+            r = root.resolve()
+            if r.is_dir() and (target == r or r in target.parents):
+                return True
+        return False
+
+    # -- jobs ---------------------------------------------------------------------------
+    def watch_jobs(self) -> None:
+        """Poll the Supervisor every JOBS_POLL s while a child runs (the timer stops itself
+        when none does: an idle app has no timer)."""
+        if self._jobs_timer is None:
+            self._jobs_timer = self.set_interval(JOBS_POLL, self.poll_jobs)
+
+    @work(
+        thread=True,
+        exclusive=True,
+        exit_on_error=False,
+        group="jobs",
+        description="poll the launched jobs and read their last output lines",
+    )
+    def poll_jobs(self) -> None:
+        changed = [j.id for j in self.supervisor.poll()]  # reaps what exited
+        jobs = list(self.supervisor.jobs.values())
+        self.post_message(JobsPolled([view_of(j) for j in jobs], changed))
+
+    @_while_running
+    def on_jobs_polled(self, message: JobsPolled) -> None:
+        self.jobs_polls += 1
+        self.query_one(JobsPanel).show(message.views)
+        for view in message.views:
+            if view.id in message.changed and view.state != "running":
+                what = view.signal or (
+                    f"exit {view.exit_code}" if view.exit_code is not None else view.state
+                )
+                self.notify(
+                    sanitize.clean(f"{view.kind} job (pid {view.pid}) {view.state}: {what}"),
+                    severity="error" if view.state == "failed" else "information",
+                    timeout=6,
+                    markup=False,  # an adopted job's kind comes from run.json
+                )
+            if view.study_dir and view.id not in self._rooted:
+                self._rooted.add(view.id)
+                folder = Path(view.study_dir)
+                if not self.watched(folder) and self.engine is not None:
+                    # launched outside every watched root: follow its study folder too
+                    self.engine.add_root(folder)
+                    if self.watcher is not None:
+                        self.watcher.nudge()
+        if message.running == 0 and self._jobs_timer is not None:
+            self._jobs_timer.stop()
+            self._jobs_timer = None
+
+    @work(
+        thread=True,
+        exit_on_error=False,
+        group="adopt",
+        description="find running children of an earlier start through run.json",
+    )
+    def adopt_jobs(self, found: list[tuple[Path, dict[str, Any]]]) -> None:
+        sup = self.supervisor
+        # our own children (and their trials, which run.json also calls running) are no
+        # strangers to adopt
+        ours = {j.pid for j in sup.jobs.values() if j.proc is not None}
+        adopted: list[str] = []
+        for run_dir, run_json in found:
+            folder, data = adoption_source(run_dir, run_json)
+            pid = data.get("pid")
+            if not isinstance(pid, int) or descends_from(pid, ours):
+                continue
+            if not looks_like_runner(pid):
+                continue
+            known = f"adopted-{pid}" in sup.jobs
+            job = sup.adopt(folder, data)
+            if job is not None and not known:
+                adopted.append(job.id)
+        if adopted:
+            self.post_message(JobsAdopted(adopted))
+
+    @_while_running
+    def on_jobs_adopted(self, message: JobsAdopted) -> None:
+        n = len(message.job_ids)
+        self.notify(f"found {n} running job(s) from an earlier start", timeout=5)
+        self.watch_jobs()
+        self.poll_jobs()
+
+    def selected_job(self) -> Job | None:
+        job_id = self.query_one(JobsPanel).selected_id
+        return self.supervisor.jobs.get(job_id) if job_id else None
+
+    def stop_job(self) -> None:
+        """`k`: stop the job highlighted in the jobs panel, after a confirmation."""
+        if self.readonly:
+            self.notify("--readonly: nothing is stopped", severity="warning", timeout=4)
+            return
+        job = self.selected_job()
+        if job is None:
+            running = self.supervisor.running()
+            if not running:
+                self.notify("no launched run to stop", timeout=4)
+                return
+            job = running[0]
+        if job.state != "running":
+            self.notify(f"that job is not running ({job.state})", timeout=4)
+            return
+        body = Text()
+        body.append(f"Stop the {sanitize.clean(job.kind, 20)} job, pid {job.pid}?\n", style="bold")
+        study = job.study_dir
+        if study is not None:
+            body.append(sanitize.clean(study, 100), style="grey62")
+            body.append("\n")
+        body.append(
+            f"\nSIGTERM to its process group, SIGKILL after {STOP_GRACE:g} s if it is still "
+            "there. Its trials stop too; what they wrote stays."
+        )
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.stop_jobs([job])
+
+        self.push_screen(ConfirmScreen("stop a job", body, "stop it"), answer)
+
+    def action_stop_job(self) -> None:
+        self.stop_job()
+
+    @work(
+        thread=True,
+        exit_on_error=False,
+        group="stop",
+        description="stop jobs: SIGTERM, SIGKILL after the grace period, reap",
+    )
+    def stop_jobs(self, jobs: list[Job], then_exit: bool = False) -> None:
+        if self.readonly:
+            return
+        # Supervisor.stop blocks up to the grace period: one thread each, in parallel
+        threads = [
+            threading.Thread(target=self.supervisor.stop, args=(job, STOP_GRACE), daemon=True)
+            for job in jobs
+        ]
+        for t in threads:
+            t.start()
+        self.call_from_thread(self.poll_jobs)  # shows "stopping…"
+        for t in threads:
+            t.join()
+        self.supervisor.poll()
+        if then_exit:
+            self.call_from_thread(self.exit_now)
+        else:
+            self.call_from_thread(self.poll_jobs)
 
     def remedy_summary(self, kind: str, target: NodeRef) -> Text:
-        """What the playbook says for this remedy and target, from the findings and stats."""
+        """The findings that call for this remedy (the modal shows them above the plan)."""
         runs = (
             [self.runs[target.id]]
             if target.kind == "run" and target.id in self.runs
@@ -536,10 +897,6 @@ class TunetopApp(App[None]):
             if target.id in self.studies
             else []
         )
-        t = Text()
-        t.append(f"{target.kind}: ", style="bold")
-        t.append(sanitize.clean(target.id, 80))
-        t.append("\n\n")
         relevant = {
             "warmup": {
                 "divergence",
@@ -548,6 +905,7 @@ class TunetopApp(App[None]):
                 "best_at_feasibility_edge",
                 "warmup_too_long",
             },
+            "warmup-apply": {"divergence", "unstable_training", "loss_spike"},
             "clip": {
                 "grad_norm_outlier",
                 "clipping_too_aggressive",
@@ -560,54 +918,17 @@ class TunetopApp(App[None]):
         view = self.study_views.get(target.id) if target.kind == "study" else None
         if view is not None:
             found += [(target.id, f) for f in view.findings if f.kind in relevant]
-        t.append("findings that call for it:\n", style="bold")
+        t = Text("findings that call for it:", style="bold")
         if not found:
-            t.append("  none: the playbook does not call for this remedy here\n", style="grey50")
-        for rid, f in found[:12]:
-            t.append(f"  {f.kind} {f.rule} ")
+            t.append("\n  none: the playbook does not call for this remedy here", style="grey50")
+        for rid, f in found[:8]:
+            t.append(f"\n  {f.kind} {f.rule} ")
             t.append("-" if f.step is None else f"step {f.step}")
             t.append(": ")
-            t.append(sanitize.clean(f"{rid}: {f.message}", 160))
-            t.append("\n")
-        t.append("\n")
-        lrs = [_num(r.hparams.get("lr")) for r in runs]
-        lrs_known = [v for v in lrs if v is not None]
-        total = max((r.total_steps for r in runs), default=0)
-        if kind == "warmup":
-            unstable = min(lrs_known) if lrs_known else None
-            if view is not None:
-                bad = [p.value for p in view.points if p.infeasible]
-                unstable = min(bad) if bad else unstable
-            t.append("R18: unstable_base_learning_rate = ")
-            t.append(format_value(unstable) if unstable else "unknown (no lr logged)")
-            t.append("; base_learning_rate = 10x = ")
-            t.append(format_value(unstable * 10) if unstable else "?")
-            t.append("\nR19: warmup_steps over powers of ten, <= 10% of max_train_steps: ")
-            steps = [10**k for k in range(1, 9) if 10**k <= 0.1 * total] if total else []
-            t.append(", ".join(str(s) for s in steps) or "none fits (run too short)")
-            t.append("; post_warmup_steps = 2 x warmup_steps")
-        elif kind == "clip":
-            p = self.p90(runs[0].id) if runs else None
-            t.append("R23: clip_norm = p90 of the unclipped gradient norms = ")
-            t.append(format_value(p) if p else "unknown (no grad_norm logged)")
-            if p:
-                t.append(f"; a tighter trial at {format_value(p / 2)}")
-            t.append("\nR24: more than 50% of updates clipped means: lower the learning rate")
-        elif kind == "probe":
-            best = min(lrs_known) if lrs_known else None
-            if view is not None and view.best_run in self.runs:
-                best = _num(self.runs[view.best_run].hparams.get("lr")) or best
-            t.append("R15: about 500 steps at 2x the best learning rate = ")
-            t.append(format_value(2 * best) if best else "unknown (no lr logged)")
-            t.append(", evaluating every step")
+            t.append(sanitize.clean(f"{rid}: {f.message}", 140))
+        if len(found) > 8:
+            t.append(f"\n  … and {len(found) - 8} more", style="grey50")
         return t
-
-    def stop_job(self) -> None:
-        """THE hook for stopping a launched run (issue 6 replaces it)."""
-        self.notify("no launched run to stop (the launcher is not there yet)", timeout=4)
-
-    def action_stop_job(self) -> None:
-        self.stop_job()
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
@@ -634,14 +955,6 @@ class TunetopApp(App[None]):
             yield SystemCommand(title, help_, callback)
 
 
-def _num(v: Any) -> float | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) and f > 0 else None
-
-
 def make_app(
     paths: list[Path],
     *,
@@ -649,9 +962,11 @@ def make_app(
     readonly: bool = False,
     smoothing: float = 0.6,
     config: Config | None = None,
+    supervisor: Supervisor | None = None,
 ) -> TunetopApp:
     """The app factory the CLI and the tests share. Without `config`, tunetop.toml of the
-    first root is read (DESIGN.md "tunetop.toml")."""
+    first root is read (DESIGN.md "tunetop.toml"). `supervisor`: children started before the
+    app (tunetop demo) to show in the jobs panel; by default a new one."""
     roots = [Path(p) for p in paths] or [Path(".")]
     if config is None:
         try:
@@ -660,4 +975,11 @@ def make_app(
             config = load_config(roots[0] if roots[0].is_dir() else roots[0].parent)
         except Exception:  # a broken tunetop.toml must not keep the dashboard from opening
             config = Config()
-    return TunetopApp(roots, poll=poll, readonly=readonly, smoothing=smoothing, config=config)
+    return TunetopApp(
+        roots,
+        poll=poll,
+        readonly=readonly,
+        smoothing=smoothing,
+        config=config,
+        supervisor=supervisor,
+    )

@@ -59,9 +59,17 @@ def main(argv: list[str] | None = None) -> int:
         app = make_app([runs], supervisor=supervisor)
         app.run()
     finally:
-        for j in supervisor.running():
-            supervisor.stop(j)
-        if ns.keep or ns.dir:
+        keep = bool(ns.keep or ns.dir)
+        if not keep:
+            # the folder goes away: nothing may go on writing into it, whatever the quit
+            # dialog was told
+            for j in supervisor.running():
+                supervisor.stop(j)
+        supervisor.poll()  # reap what ended: no zombies
+        if keep:
+            left = supervisor.running()
+            if left:
+                print(f"tunetop demo: {len(left)} job(s) left running", file=sys.stderr)
             print(f"tunetop demo: runs kept in {runs}", file=sys.stderr)
         else:
             shutil.rmtree(base, ignore_errors=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -189,6 +190,35 @@ class Engine:
         self.findings: dict[str, list[Finding]] = {}
         self._study_due: dict[str, float] = {}  # study id -> monotonic time it may run again
         self._study_dirty: set[str] = set()
+        # roots asked for by the UI thread (a study launched outside every watched root);
+        # attached by the worker thread at its next step, the only thread touching the Workspace
+        self._new_roots: list[Path] = []
+        self._roots_lock = threading.Lock()
+        self.roots_changed = False  # set by step() when it attached roots: re-watch them
+
+    # -- roots -------------------------------------------------------------------------------
+    def add_root(self, path: Path) -> None:
+        """Follow `path` too (thread-safe: any thread may ask; the next step() attaches it)."""
+        with self._roots_lock:
+            self._new_roots.append(Path(path))
+
+    @property
+    def roots(self) -> list[Path]:
+        return list(self.workspace.roots)
+
+    def _attach_new_roots(self) -> bool:
+        with self._roots_lock:
+            new, self._new_roots = self._new_roots, []
+        ws = self.workspace
+        known = {r.resolve() for r in ws.roots}
+        attached = False
+        for path in new:
+            if path.resolve() in known:
+                continue
+            known.add(path.resolve())
+            attach_root(ws, path)
+            attached = True
+        return attached
 
     def _detect(self, run: Run) -> tuple[list[Finding], dict[str, Any]]:
         det = self.detectors.get(run.id)
@@ -209,6 +239,8 @@ class Engine:
         """One round: `full` walks the roots for new runs and files first (cheap enough every
         few seconds; the watcher asks for it when something was created)."""
         ws = self.workspace
+        self.roots_changed = self._attach_new_roots()
+        full = full or self.roots_changed
         changes = ws.refresh() if full else ws.poll()
         out: list[Message] = []
         now = time.time()
@@ -285,6 +317,29 @@ class Engine:
             best = _finite(bp.get("value")) if bp else None
             points.append(StudyPoint(run.id, v, best, run.id in infeasible))
         return StudyDiagnosed(study.id, param, points, best_run, findings)
+
+
+def attach_root(ws: Workspace, path: Path) -> None:
+    """Add a root to a live Workspace, keeping the ids of the runs already found.
+
+    Workspace names runs of several roots `<root name>:<relative path>`, but a single root's
+    runs have no prefix, and its prefixes are computed once: appending to `roots` alone would
+    index past them, and recomputing them would rename every run the app shows. So the new root
+    gets its own unique prefix and goes FIRST, because study grouping takes the first prefix a
+    run id starts with and the first root's prefix may be "" (which every id starts with).
+    Uses Workspace.add_root instead where there is one (asked of tui.logs' owner)."""
+    add = getattr(ws, "add_root", None)
+    if callable(add):
+        add(path)
+        return
+    prefixes: list[str] = ws._prefixes  # private: see the docstring
+    name = path.resolve().name or "root"
+    prefix, n = f"{name}:", 1
+    while prefix in prefixes or any(p and p.startswith(prefix) for p in prefixes):
+        n += 1
+        prefix = f"{name}#{n}:"
+    ws.roots.insert(0, path)
+    prefixes.insert(0, prefix)
 
 
 Poster = Callable[[Message], object]

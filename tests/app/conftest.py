@@ -126,3 +126,67 @@ async def wait_until(pilot: object, predicate: Callable[[], bool], timeout: floa
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         await pilot.pause(0.02)  # type: ignore[attr-defined]
+
+
+# -- remedies and jobs (tests/app/test_remedy_ui.py, tests/app/test_jobs.py) -----------------
+
+
+def runner_spec(steps: int = 30, lr: float = 0.001) -> dict[str, object]:
+    """A resolved spec as the runner writes it into run.json: a tiny CPU digits MLP."""
+    from runner import spec as rspec
+
+    spec = rspec.RunSpec(
+        workload="digits_mlp",
+        name="base",
+        max_train_steps=steps,
+        batch_size=32,
+        eval_every=10,
+        checkpoint_every=0,
+        device="cpu",
+    )
+    spec.optimizer = rspec.OptimizerSpec(name="adam", lr=lr)
+    spec.schedule = rspec.ScheduleSpec(kind="constant")
+    return rspec.to_dict(spec)
+
+
+def write_runner_run(
+    folder: Path, steps: int = 30, lr: float = 0.001, diverge_at: int | None = None
+) -> Path:
+    """A finished run that looks made by the runner (run.json with its spec): every remedy
+    plan for it can be launched. Its metrics are the fixed curve (grad_norm every step)."""
+    run_json = {
+        "spec": runner_spec(steps, lr),
+        "hparams": {"optimizer.lr": lr, "max_train_steps": steps},
+        "max_train_steps": steps,
+        "total_steps": steps,
+        "status": "finished",
+        "pid": 1,
+        "started": T0,
+        "ended": T0 + steps,
+        "exit_code": 0,
+        "remedy": None,
+    }
+    return write_run(folder, steps, lr=lr, val_every=10, diverge_at=diverge_at, run_json=run_json)
+
+
+@pytest.fixture(autouse=True)
+def _state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The Supervisor's spec and log files go to the test's folder, not ~/.local/state."""
+    state = tmp_path / "state"
+    monkeypatch.setenv("XDG_STATE_HOME", str(state))
+    return state
+
+
+def defunct_children(pid: int | None = None) -> list[str]:
+    """`ps` lines of zombie (<defunct>) children of `pid` (default: this process)."""
+    import os
+    import subprocess
+
+    out = subprocess.run(
+        ["ps", "-o", "pid=,stat=,args=", "--ppid", str(pid or os.getpid())],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    rows = [line.split(None, 2) for line in out.stdout.splitlines()]
+    return [" ".join(r) for r in rows if len(r) >= 2 and r[1].startswith("Z")]

@@ -70,9 +70,23 @@ def test_snapshot_help(sample_root: Path, snap_compare: Any) -> None:
 
 
 def test_snapshot_remedy(sample_root: Path, snap_compare: Any) -> None:
+    """The plan modal for logs tunetop cannot relaunch: what is missing, launch disabled.
+    (A fixed plan: the real one names the test's temporary folders.)"""
+    from tui.remedy.plan import NO_SOURCE, Plan
+
     app = _app(sample_root)
+    plan = Plan(
+        "clip",
+        "/data/runs/baseline",
+        computed={"run": ".", "p90": 1.637, "p75": 1.318, "points": 300},
+        missing=[NO_SOURCE],
+        out="/data/runs",
+        partial={"name": "baseline", "study": {"name": "clip", "search": "list", "list": []}},
+        notes=["R23: clip_norm 1.637 = p90 of 300 unclipped norms; tighter trial 1.318 (p75)"],
+    )
 
     async def remedy(pilot: Any) -> None:
-        await pilot.press("c")
+        app.launch_remedy(plan)
+        await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=_loaded(app, remedy))

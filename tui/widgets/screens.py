@@ -1,4 +1,6 @@
-"""Modal screens: the key help (`?`) and the remedy summary (w / c / e)."""
+"""Modal screens: the key help (`?`), stopping a job (`k`) and quitting while children run.
+
+The remedy plan modal (w / c / e) is tui.widgets.remedy_modal."""
 
 from __future__ import annotations
 
@@ -7,9 +9,9 @@ from typing import ClassVar
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Static
+from textual.widgets import Button, Static
 
 HELP = [
     ("navigation", ""),
@@ -26,10 +28,10 @@ HELP = [
     ("[  ]", "pan left / right"),
     ("0", "reset zoom"),
     ("remedies (playbook R15-R24)", ""),
-    ("w", "warmup study for the selected run or study (R18-R21)"),
+    ("w", "warmup study (R18, R19); on a finished warmup study: apply it (R20, R21)"),
     ("c", "gradient clipping at the p90 norm (R22-R24)"),
     ("e", "early-instability probe: 2x the best lr, ~500 steps (R15)"),
-    ("k", "stop a launched run"),
+    ("k", "stop the job highlighted in the jobs panel (SIGTERM, then SIGKILL)"),
     ("other", ""),
     ("ctrl+p", "command palette: every action by name"),
     ("?", "this help"),
@@ -68,21 +70,77 @@ class HelpScreen(ModalScreen[None]):
         self.query_one("#help-body").border_title = "tunetop keys"
 
 
-class RemedyScreen(ModalScreen[None]):
-    """The remedy a key would launch: what was computed, and that the launcher is not there."""
+class ConfirmScreen(ModalScreen[bool]):
+    """A yes/no question (stopping a job): dismissed with True for yes."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,enter", "dismiss", "Close")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,n", "answer(False)", "No"),
+        Binding("y", "answer(True)", "Yes"),
+    ]
 
-    def __init__(self, title: str, body: Text) -> None:
-        super().__init__(id="remedy-screen")
+    def __init__(self, title: str, body: Text, yes: str = "yes") -> None:
+        super().__init__(classes="small-modal")
         self.title_text = title
         self.body = body
+        self.yes = yes
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll(id="remedy-body"):
-            yield Static(self.body, id="remedy-text")
+        with Vertical(classes="small-modal-body"):
+            yield Static(self.body)
+            with Horizontal(classes="modal-buttons"):
+                yield Button(self.yes, variant="error", id="confirm-yes", compact=True)
+                yield Button("cancel", id="confirm-no", compact=True)
 
     def on_mount(self) -> None:
-        body = self.query_one("#remedy-body")
+        body = self.query_one(".small-modal-body")
         body.border_title = self.title_text
-        body.border_subtitle = "escape: close"
+        body.border_subtitle = "y / n"
+        self.query_one("#confirm-no", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.dismiss(event.button.id == "confirm-yes")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
+
+
+class QuitScreen(ModalScreen[str | None]):
+    """Quitting while children run: "leave" them running (they live in their own sessions and
+    outlive the app), "stop" them all, or None (cancel). --readonly offers no stopping."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,c", "choose(None)", "Cancel"),
+        Binding("l", "choose('leave')", "Leave running"),
+        Binding("s", "choose('stop')", "Stop all"),
+    ]
+
+    def __init__(self, body: Text, readonly: bool = False) -> None:
+        super().__init__(id="quit-screen", classes="small-modal")
+        self.body = body
+        self.readonly = readonly
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="small-modal-body"):
+            yield Static(self.body, id="quit-text")
+            with Horizontal(classes="modal-buttons"):
+                yield Button("leave them running", variant="primary", id="quit-leave", compact=True)
+                if not self.readonly:
+                    yield Button("stop them all", variant="error", id="quit-stop", compact=True)
+                yield Button("cancel", id="quit-cancel", compact=True)
+
+    def on_mount(self) -> None:
+        body = self.query_one(".small-modal-body")
+        body.border_title = "quit tunetop"
+        body.border_subtitle = "l: leave · s: stop · escape: cancel" if not self.readonly else ""
+        self.query_one("#quit-cancel", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        choice = {"quit-leave": "leave", "quit-stop": "stop"}.get(event.button.id or "")
+        self.dismiss(choice)
+
+    def action_choose(self, choice: str | None) -> None:
+        if choice == "stop" and self.readonly:
+            return
+        self.dismiss(choice)

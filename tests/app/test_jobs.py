@@ -1,0 +1,341 @@
+"""The jobs panel and the children's lives (issue 6 item 6, issue 8 item 3): `k` stops the
+highlighted job, quitting while children run offers to leave or stop them, nothing is left a
+zombie either way, and a new start finds children of an earlier one through run.json.
+
+Children here are small Python scripts (no torch): what is tested is the app's handling of
+processes, not training. Waits are deadlines on state, never sleeps."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import defunct_children, screen_text, wait_until
+from textual.worker import Worker, WorkerState
+
+from tui.app import TunetopApp, make_app
+from tui.remedy.supervise import Job, Supervisor, _pid_alive
+from tui.widgets.jobs import JobsPanel, JobView
+from tui.widgets.screens import ConfirmScreen, QuitScreen
+
+SIZE = (160, 48)
+
+# prints a line, then waits to be stopped; SIGTERM ends it politely (exit by the signal)
+SLEEPER = "import time; print('epoch 1 | loss 0.5', flush=True); time.sleep(600)"
+
+
+def sleeper(sup: Supervisor, out: Path, kind: str = "clip") -> Job:
+    return sup.spawn([sys.executable, "-c", SLEEPER], kind, out)
+
+
+def wait_for(predicate: Any, timeout: float = 20.0) -> None:
+    """A deadline for code outside the app (no Pilot to pause on)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def sup(tmp_path: Path) -> Iterator[Supervisor]:
+    """The app's Supervisor; whatever a failed test left running is stopped and reaped."""
+    s = Supervisor()
+    yield s
+    for job in s.running():
+        s.stop(job, grace=1.0)
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    (tmp_path / "runs").mkdir()
+    return tmp_path / "runs"
+
+
+async def quit_app(pilot: Any, app: TunetopApp) -> None:
+    await wait_until(pilot, lambda: not app.is_running or app._exit_renderables is not None)
+
+
+async def test_k_stops_the_highlighted_job(root: Path, sup: Supervisor) -> None:
+    app = make_app([root], supervisor=sup)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.rounds >= 0 and app.engine is not None)
+        job = sleeper(sup, root)
+        other = sleeper(sup, root, kind="probe")
+        app.watch_jobs()
+        panel = app.query_one(JobsPanel)
+        await wait_until(pilot, lambda: len(panel.views) == 2)
+        await wait_until(
+            pilot, lambda: "epoch 1 | loss 0.5" in screen_text(app), timeout=20
+        )  # the child's last line, read from its log
+        assert app._jobs_timer is not None  # polling while children run
+        panel.select_job(job.id)
+        await pilot.press("k")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert f"pid {job.pid}" in screen_text(app)
+        await pilot.press("n")  # no: nothing happens
+        await pilot.pause()
+        assert job.state == "running"
+        await pilot.press("k")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await wait_until(pilot, lambda: job.state == "stopped", timeout=30)
+        assert job.signal == "SIGTERM" and not _pid_alive(job.pid)
+        assert other.state == "running"  # only the highlighted one
+        await wait_until(pilot, lambda: "stopped (SIGTERM)" in screen_text(app))
+        assert defunct_children() == []
+        # the other one exits by itself: reaped by the poll, and the timer goes (idle = idle)
+        os.killpg(other.pid, signal.SIGKILL)
+        await wait_until(pilot, lambda: other.state == "failed")
+        await wait_until(pilot, lambda: app._jobs_timer is None)
+        assert other.signal == "SIGKILL"
+        assert defunct_children() == []
+        await pilot.press("k")  # nothing runs any more
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmScreen)
+
+
+async def test_quit_leaves_children_running(root: Path, sup: Supervisor) -> None:
+    app = make_app([root], supervisor=sup)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.engine is not None)
+        job = sleeper(sup, root)
+        quick = sup.spawn([sys.executable, "-c", "pass"], "probe", root)
+        app.watch_jobs()
+        # the quick child has exited but nobody reaped it yet: a zombie until we do
+        wait_for(lambda: quick.proc is not None and not _pid_alive(quick.pid))
+        await pilot.press("q")
+        await wait_until(pilot, lambda: isinstance(app.screen, QuitScreen))
+        text = screen_text(app)
+        assert "1 launched job(s) still running" in text and f"pid {job.pid}" in text
+        await pilot.press("escape")  # cancel: still here
+        await pilot.pause()
+        assert app.is_running and not isinstance(app.screen, QuitScreen)
+        await pilot.press("q")
+        await wait_until(pilot, lambda: isinstance(app.screen, QuitScreen))
+        await pilot.press("l")
+        await quit_app(pilot, app)
+    assert job.state == "running" and _pid_alive(job.pid)  # left running, own session
+    assert os.getsid(job.pid) == job.pid != os.getsid(0)
+    assert quick.state == "exited"
+    assert defunct_children() == []
+    sup.stop(job, grace=2.0)
+    assert defunct_children() == []
+
+
+async def test_quit_stops_children(root: Path, sup: Supervisor) -> None:
+    app = make_app([root], supervisor=sup)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.engine is not None)
+        jobs = [sleeper(sup, root), sleeper(sup, root, kind="probe")]
+        app.watch_jobs()
+        await pilot.press("q")
+        await wait_until(pilot, lambda: isinstance(app.screen, QuitScreen))
+        await pilot.press("s")
+        await quit_app(pilot, app)
+    assert [j.state for j in jobs] == ["stopped", "stopped"]
+    assert not any(_pid_alive(j.pid) for j in jobs)
+    assert defunct_children() == []
+
+
+async def test_readonly_quit_cannot_stop(root: Path, sup: Supervisor) -> None:
+    app = make_app([root], supervisor=sup, readonly=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.engine is not None)
+        job = sleeper(sup, root)
+        app.watch_jobs()
+        await wait_until(pilot, lambda: bool(app.query_one(JobsPanel).views))
+        await pilot.press("k")  # off under --readonly
+        app.stop_job()  # the action itself refuses too
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmScreen)
+        await pilot.press("q")
+        await wait_until(pilot, lambda: isinstance(app.screen, QuitScreen))
+        assert "cannot stop them" in screen_text(app)
+        assert not app.screen.query("#quit-stop")
+        await pilot.press("s")  # no such choice
+        await pilot.pause()
+        assert isinstance(app.screen, QuitScreen)
+        await pilot.press("l")
+        await quit_app(pilot, app)
+    assert job.state == "running"
+
+
+# A stand-in for a remedy study of the runner: writes study.json and one trial's run.json
+# (status running, its own pid, a remedy), appends points, and on SIGTERM records "stopped"
+# and exits, as the runner does. Its file name has "runner" in it, as the real command line
+# does (the app only adopts processes that run tunetop's runner).
+FAKE_STUDY = textwrap.dedent(
+    """
+    import json, os, signal, sys, time
+    from pathlib import Path
+
+    study = Path(sys.argv[1]) / "warmup-20260101-000000"
+    trial = study / "t000"
+    trial.mkdir(parents=True)
+    remedy = {"kind": "warmup", "source": str(study.parent / "base")}
+
+    def record(status):
+        base = {"status": status, "pid": os.getpid(), "started": 1.0, "remedy": remedy}
+        for path, extra in ((study / "study.json", {}), (trial / "run.json", {"spec": {}})):
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps({**base, **extra}))
+            os.replace(tmp, path)
+
+    def stop(signum, frame):
+        record("stopped")
+        print("stopped by signal", signum, flush=True)
+        sys.exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    record("running")
+    print(study, flush=True)
+    with open(trial / "metrics.jsonl", "a") as fh:
+        for step in range(10):
+            fh.write(json.dumps({"step": step, "loss": 2.0 - 0.1 * step}) + "\\n")
+            fh.flush()
+    (trial / "output.log").write_text("training t000\\n")  # a trial's own log, as the runner's
+    while True:
+        time.sleep(600)
+    """
+)
+
+
+async def test_a_new_start_adopts_running_children(tmp_path: Path, root: Path) -> None:
+    """An app (here a plain process with a Supervisor) starts a study and dies; the next app
+    finds the still running study through run.json and study.json, shows it, and `k` stops
+    it."""
+    script = tmp_path / "fake_runner.py"
+    script.write_text(FAKE_STUDY)
+    pid_file = tmp_path / "child.pid"
+    starter = textwrap.dedent(
+        f"""
+        import sys
+        from pathlib import Path
+        from tui.remedy.supervise import Supervisor
+        job = Supervisor().spawn([sys.executable, {str(script)!r}, {str(root)!r}],
+                                 "warmup", Path({str(root)!r}))
+        Path({str(pid_file)!r}).write_text(str(job.pid))
+        """
+    )
+    subprocess.run([sys.executable, "-c", starter], check=True, timeout=60)
+    child = int(pid_file.read_text())
+    run_json = root / "warmup-20260101-000000" / "t000" / "run.json"
+    try:
+        wait_for(lambda: run_json.exists() and (run_json.parent / "metrics.jsonl").exists())
+        assert _pid_alive(child) and os.getppid() != child
+        sup = Supervisor()
+        app = make_app([root], supervisor=sup)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_until(pilot, lambda: f"adopted-{child}" in sup.jobs, timeout=20)
+            job = sup.jobs[f"adopted-{child}"]
+            assert job.kind == "warmup" and job.proc is None
+            assert job.study_dir == root / "warmup-20260101-000000"  # the study, not a trial
+            panel = app.query_one(JobsPanel)
+            await wait_until(pilot, lambda: bool(panel.views) and panel.views[0].adopted)
+            await wait_until(pilot, lambda: "found again" in screen_text(app))
+            await wait_until(pilot, lambda: "training t000" in screen_text(app))  # trial's log
+            await pilot.press("k")
+            await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+            await pilot.press("y")
+            await wait_until(pilot, lambda: job.state == "stopped", timeout=30)
+            assert not _pid_alive(child)
+            await wait_until(pilot, lambda: json.loads(run_json.read_text())["status"] == "stopped")
+            await wait_until(pilot, lambda: app._jobs_timer is None)
+            await pilot.press("q")  # nothing runs: no question
+            await quit_app(pilot, app)
+    finally:
+        if _pid_alive(child):
+            os.killpg(child, signal.SIGKILL)
+    assert defunct_children() == []
+
+
+async def test_strangers_are_not_adopted(tmp_path: Path, root: Path) -> None:
+    """A run.json that says running with the pid of a process that is not tunetop's runner
+    (a pid reused after a crash) is not adopted: `k` must never signal a stranger."""
+    stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        trial = root / "clip-20260101-000000" / "t000"
+        trial.mkdir(parents=True)
+        (trial / "metrics.jsonl").write_text(json.dumps({"step": 0, "loss": 1.0}) + "\n")
+        (trial / "run.json").write_text(
+            json.dumps({"status": "running", "pid": stranger.pid, "remedy": {"kind": "clip"}})
+        )
+        sup = Supervisor()
+        done: list[WorkerState] = []
+
+        def hook(message: object) -> None:
+            if isinstance(message, Worker.StateChanged) and message.worker.group == "adopt":
+                if message.state in (WorkerState.SUCCESS, WorkerState.ERROR):
+                    done.append(message.state)
+
+        app = make_app([root], supervisor=sup)
+        async with app.run_test(size=SIZE, message_hook=hook) as pilot:
+            await wait_until(pilot, lambda: bool(done))  # the adoption worker looked at it
+            assert done == [WorkerState.SUCCESS]
+            await pilot.pause()
+            assert sup.jobs == {}
+            assert stranger.poll() is None
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+def test_snapshot_jobs_panel(root: Path, snap_compare: Any) -> None:
+    """The panel with fixed views: running, exited, killed by a signal, found again; the
+    child's output drawn inertly (an escape sequence shows as text). On an empty root: the
+    findings table's column layout is not what is tested here."""
+    app = make_app([root], poll=60.0)
+    views = [
+        JobView(
+            "clip-1",
+            "clip",
+            "running",
+            4242,
+            study_dir="/data/runs/clip-20260101-120000",
+            lines=("started t001 {'clip_norm': 1.318} (pid 4250)", "step 12/30 | loss 1.9"),
+        ),
+        JobView(
+            "warmup-1",
+            "warmup",
+            "exited",
+            4100,
+            exit_code=0,
+            study_dir="/data/runs/warmup-20260101-110000",
+            lines=("t002 finished (exit 0)",),
+        ),
+        JobView(
+            "probe-1",
+            "probe",
+            "stopped",
+            4000,
+            exit_code=-9,
+            signal="SIGKILL",
+            study_dir="/data/runs/probe-20260101-100000",
+            lines=("\x1b]0;pwned\x07title change attempt",),
+        ),
+        JobView(
+            "adopted-3900",
+            "warmup",
+            "running",
+            3900,
+            study_dir="/data/runs/warmup-20251231-090000",
+            adopted=True,
+        ),
+    ]
+
+    async def run_before(pilot: Any) -> None:
+        await wait_until(pilot, lambda: app.rounds >= 0 and app.watcher is not None)
+        app.query_one(JobsPanel).show(views)
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
