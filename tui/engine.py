@@ -320,26 +320,8 @@ class Engine:
 
 
 def attach_root(ws: Workspace, path: Path) -> None:
-    """Add a root to a live Workspace, keeping the ids of the runs already found.
-
-    Workspace names runs of several roots `<root name>:<relative path>`, but a single root's
-    runs have no prefix, and its prefixes are computed once: appending to `roots` alone would
-    index past them, and recomputing them would rename every run the app shows. So the new root
-    gets its own unique prefix and goes FIRST, because study grouping takes the first prefix a
-    run id starts with and the first root's prefix may be "" (which every id starts with).
-    Uses Workspace.add_root instead where there is one (asked of tui.logs' owner)."""
-    add = getattr(ws, "add_root", None)
-    if callable(add):
-        add(path)
-        return
-    prefixes: list[str] = ws._prefixes  # private: see the docstring
-    name = path.resolve().name or "root"
-    prefix, n = f"{name}:", 1
-    while prefix in prefixes or any(p and p.startswith(prefix) for p in prefixes):
-        n += 1
-        prefix = f"{name}#{n}:"
-    ws.roots.insert(0, path)
-    prefixes.insert(0, prefix)
+    """Add a root to a live Workspace, keeping the ids of the runs already found."""
+    ws.add_root(path)
 
 
 Poster = Callable[[Message], object]

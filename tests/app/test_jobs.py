@@ -214,7 +214,7 @@ async def test_a_new_start_adopts_running_children(tmp_path: Path, root: Path) -
     """An app (here a plain process with a Supervisor) starts a study and dies; the next app
     finds the still running study through run.json and study.json, shows it, and `k` stops
     it."""
-    script = tmp_path / "fake_runner.py"
+    script = tmp_path / "runner.py"  # adopt() only adopts a pid whose command names the runner
     script.write_text(FAKE_STUDY)
     pid_file = tmp_path / "child.pid"
     starter = textwrap.dedent(

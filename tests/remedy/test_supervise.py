@@ -107,8 +107,9 @@ def test_children_outlive_their_starter_and_are_adopted(tmp_path: Path) -> None:
         import sys, time
         from pathlib import Path
         from tui.remedy.supervise import Supervisor
-        job = Supervisor().spawn([sys.executable, "-c", "import time; time.sleep(600)"],
-                                 "test", Path({str(tmp_path)!r}))
+        # argv names the runner, as `python -m runner` does: adopt() checks it
+        job = Supervisor().spawn([sys.executable, "-c", "import time; time.sleep(600)",
+                                  "-m", "runner"], "test", Path({str(tmp_path)!r}))
         Path({str(pid_file)!r}).write_text(str(job.pid))
         time.sleep(600)
         """
@@ -128,8 +129,14 @@ def test_children_outlive_their_starter_and_are_adopted(tmp_path: Path) -> None:
     assert job.state == "stopped"
 
 
-def test_adopt_ignores_finished_and_dead_runs(tmp_path: Path) -> None:
+def test_adopt_ignores_finished_and_dead_runs_and_strangers(tmp_path: Path) -> None:
     sup = Supervisor()
+    stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:  # a live pid that is no runner (a reused pid): never adopted, never signalled
+        assert sup.adopt(tmp_path, {"status": "running", "pid": stranger.pid}) is None
+    finally:
+        stranger.kill()
+        stranger.wait()
     assert sup.adopt(tmp_path, {"status": "finished", "pid": os.getpid()}) is None
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

@@ -116,6 +116,7 @@ class Workspace:
         self._run_json_mtime: dict[str, float] = {}
         self._error_keys: set[tuple[str, str]] = set()
         self._prefixes = self._root_prefixes()
+        self._run_root: dict[str, int] = {}  # run id -> index of the root it was found under
 
     # -- naming ------------------------------------------------------------------------
     def _root_prefixes(self) -> list[str]:
@@ -126,6 +127,20 @@ class Workspace:
         for i, n in enumerate(names):
             out.append(f"{n}:" if names.count(n) == 1 else f"{n}#{i}:")
         return out
+
+    def add_root(self, path: Path | str) -> None:
+        """Watch one more folder (a study launched outside every root). Runs found so far keep
+        their ids; the new root's runs get a prefix of their own."""
+        path = Path(path)
+        if path in self.roots:
+            return
+        name = path.resolve().name or "root"
+        prefix, n = f"{name}:", 1
+        while prefix in self._prefixes:
+            n += 1
+            prefix = f"{name}#{n}:"
+        self.roots.append(path)
+        self._prefixes.append(prefix)
 
     def _run_id(self, root_index: int, folder: Path) -> str:
         root = self.roots[root_index]
@@ -196,6 +211,7 @@ class Workspace:
                 self._error(p, m, changes)
             run = Run(run_id, layout.folder, layout.format, hparams, run_json=run_json)
             self.runs[run_id] = run
+            self._run_root[run_id] = root_index
             changes.new_runs.append(run_id)
             self._note_run_json(run)
         for log in layout.files:
@@ -231,10 +247,9 @@ class Workspace:
         """A study is the set of runs directly under one folder (two or more)."""
         by_parent: dict[tuple[int, Path], list[Run]] = {}
         for run in self.runs.values():
-            for i, prefix in enumerate(self._prefixes):
-                if run.id.startswith(prefix) and run.id != prefix + ".":
-                    by_parent.setdefault((i, run.path.parent), []).append(run)
-                    break
+            i = self._run_root[run.id]
+            if run.id != self._prefixes[i] + ".":  # a root that is itself a run has no study
+                by_parent.setdefault((i, run.path.parent), []).append(run)
         studies: dict[str, Study] = {}
         for (i, parent), runs in by_parent.items():
             if len(runs) < 2:

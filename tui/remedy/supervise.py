@@ -25,7 +25,9 @@ from pathlib import Path
 from runner import spec as rspec
 from tui.remedy.plan import Plan
 
-GRACE_S = 5.0
+# longer than the runner's own grace for its trials (runner/study.py, 10 s), so a study can
+# stop its trials before it is killed itself
+GRACE_S = 15.0
 
 
 def state_dir() -> Path:
@@ -246,8 +248,8 @@ class Supervisor:
         pid = run_json.get("pid")
         if run_json.get("status") != "running" or not isinstance(pid, int):
             return None
-        if not _pid_alive(pid):
-            return None
+        if not _pid_alive(pid) or not _is_runner(pid):
+            return None  # gone, or a reused pid that is no runner: never signal a stranger
         job_id = f"adopted-{pid}"
         with self._lock:
             if job_id in self.jobs:
@@ -270,6 +272,17 @@ class Supervisor:
     def running(self) -> list[Job]:
         with self._lock:
             return [j for j in self.jobs.values() if j.state == "running"]
+
+
+def _is_runner(pid: int) -> bool:
+    """Whether pid runs tunetop's runner (its command line names the runner module)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            argv = fh.read().split(b"\0")
+    except OSError:
+        return False
+    # `python -m runner ...`, or a script named runner(.py)
+    return any(os.path.basename(a) in (b"runner", b"runner.py", b"runner.cli") for a in argv)
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
