@@ -55,7 +55,9 @@ class FindingsPanel(DataTable[Text]):
         self.add_column("step", key="step", width=8)
         self.add_column("keys", key="keys", width=5)
         self.add_column("run", key="run", width=18)
-        self.add_column("message", key="message")
+        # a fixed width: an auto width is computed after the rows land, and a redraw in between
+        # showed messages cut to the header's width
+        self.add_column("message", key="message", width=240)
 
     def show(self, rows: list[Row], errors: list[tuple[str, str]] | None = None) -> None:
         """Replace the rows (only when they changed: a rebuild repaints the panel)."""
