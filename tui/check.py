@@ -112,6 +112,8 @@ def run_json(rep: RunReport) -> dict[str, Any]:
         "max_step": run.max_step,
         "best": rep.best,
         "findings": [f.to_json() for f in rep.findings],
+        # where the step went back (a restarted run): later points superseded earlier ones
+        "restarts": [{"step": r.step, "previous_max": r.previous_max} for r in run.store.restarts],
     }
 
 
@@ -159,6 +161,11 @@ def print_text(report: CheckReport, out: TextIO) -> None:
             f"\n{inert(run.id)}  [{run.format}]  steps to {run.max_step}/{run.total_steps}"
             f"{best}\n    {counts}\n"
         )
+        for r in run.store.restarts:
+            w(
+                f"    restarted at step {r.step} (it had reached {r.previous_max}): later points "
+                "supersede earlier ones\n"
+            )
         for f in rep.findings:
             w(f"    {inert(f.line())}\n")
     for srep in report.studies:

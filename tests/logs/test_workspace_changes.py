@@ -121,3 +121,22 @@ def test_vanished_run_folder_is_an_error_not_a_crash(tmp_path: Path) -> None:
     run.rmdir()
     ws.refresh()
     assert loss_steps(ws, "r") == list(range(10))
+
+
+def test_check_marks_the_restart(tmp_path: Path) -> None:
+    import io
+    import json as _json
+
+    from tui.check import main
+
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text(rows(0, 100) + rows(60, 120, scale=3.0))
+    out = io.StringIO()
+    main(str(tmp_path), True, "error", out=out)
+    (r,) = _json.loads(out.getvalue())["runs"]
+    assert r["restarts"] == [{"step": 60, "previous_max": 99}]
+    assert r["metrics"]["loss"]["count"] == 120
+    text = io.StringIO()
+    main(str(tmp_path), False, "error", out=text)
+    assert "restarted at step 60" in text.getvalue()

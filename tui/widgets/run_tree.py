@@ -124,6 +124,9 @@ def run_label(run: Run, state: str, findings: list[Finding], marked: bool, short
     name = run.id.rsplit("/", 1)[-1] if short else run.id
     t.append(sanitize.clean(name, 60))
     t.append_text(findings_badge(findings))
+    if run.store.restarts:  # the step went back (a resumed run): later points superseded
+        last = run.store.restarts[-1]
+        t.append(f" ↺{last.step}", style="yellow")
     if marked:
         t.append(" ◆", style="bold magenta")
     return t
