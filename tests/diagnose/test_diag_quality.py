@@ -19,15 +19,24 @@ def report() -> Report:
 
 
 def test_spike_recall_and_precision(report: Report) -> None:
-    # Issue 3 asks recall >= 0.95 over every induced event. Measured: 31/36 = 0.86 overall,
-    # 31/33 over the events that visibly raised the loss (generate.visible); 3 of the 5
-    # misses left no trace in the loss, 2 sit inside the noise of batch-8/16 runs whose loss
-    # spans three orders of magnitude. The bars below are what is reached, not the issue's.
+    """What the detector reaches today on the committed set (measured: recall 0.88,
+    precision 0.95; OLMo-core's rule 0.93 / 0.66). A drop below it fails."""
+    # every induced event counts: generate.py calibrates each until it is observable
+    # (generate.observable, a rule that does not use the detector)
     assert report.ours.spikes >= 30
-    assert report.ours.visible_recall >= 0.9, report.lines()
+    assert report.ours.observable == report.ours.spikes, report.lines()
     assert report.ours.recall >= 0.85, report.lines()
     assert report.ours.precision >= 0.9, report.lines()
     assert report.ours.precision > report.olmo.precision
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 3's bar (recall >= 0.95) is not reached yet: "
+    "LR spikes in batch-8/16 SGD runs sit inside the run's own noise",
+)
+def test_spike_recall_reaches_the_issue_bar(report: Report) -> None:
+    assert report.ours.recall >= 0.95, report.lines()
 
 
 def test_no_warning_on_clean_runs(report: Report) -> None:
@@ -40,6 +49,4 @@ def test_every_sweep_classified_right(report: Report) -> None:
 
 def test_slow_instability_found_and_recovering_spikes_left_alone(report: Report) -> None:
     assert report.unstable_missed == [], report.lines()
-    # open: spike01 (batch 8, SGD, LR spikes) ends with its loss up after a spike that does
-    # not fully recover; it is reported as unstable_training
-    assert len(report.unstable_false) <= 1, report.lines()
+    assert report.unstable_false == [], report.lines()

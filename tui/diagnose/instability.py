@@ -7,7 +7,8 @@ that the judgement does not depend on the run's length or logging rate. The loss
 have declined (the running minimum of the block medians at least `min_decline` below the
 first block, two blocks or more in); then the last `persist` blocks must all lie above that
 minimum by more than the rise threshold, and the later half of those blocks must be higher on
-average than the earlier half: a rise that is still rising, not a spike that is recovering.
+average than the earlier half by more than `noise_k` times the noise of that difference: a rise
+that is still rising, not a spike that is recovering (whose tail is flat or falling).
 The rise threshold is the larger of `min_rise` and the noise of a block median times
 (`noise_k` + sqrt(2 ln blocks)): the minimum of many noisy medians lies about
 sqrt(2 ln blocks) noise units below their typical value, so a long flat noisy run is not
@@ -115,7 +116,9 @@ class InstabilityDetector:
             if declined and self.above >= self.persist:
                 r = list(self.recent)
                 h = len(r) // 2
-                if sum(r[-h:]) / h > sum(r[:h]) / h:
+                # still rising, by more than the noise of a difference of two means of h
+                # block medians (a spike that recovers slowly, R13, has a flat or falling tail)
+                if sum(r[-h:]) / h - sum(r[:h]) / h > self.noise_k * sigma_b * math.sqrt(2 / h):
                     mi = self.argmin_block * b + b // 2
                     last = (j + 1) * b - 1
                     self.found = Rise(

@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 
 MAD_TO_SIGMA = 1.4826  # the MAD of a normal distribution times this is its standard deviation
+Q90_TO_SIGMA = 1.2816  # a normal distribution's 90th percentile is this many sd above its median
 
 
 def log_or_nan(values: np.ndarray) -> np.ndarray:
@@ -29,7 +30,12 @@ def block_baselines(
     y: np.ndarray, first_block: int, last_block: int, block: int, window: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """For blocks b in [first_block, last_block]: (median, robust sigma, finite count, max)
-    of y[max(0, b*block - window) : b*block]. NaNs in y are ignored. Vectorized."""
+    of y[max(0, b*block - window) : b*block]. NaNs in y are ignored. Vectorized.
+
+    The robust sigma is the larger of the MAD's and the upper tail's ((q90 - median) / 1.2816,
+    the same for a normal): minibatch losses are right-skewed (a batch holding a few hard or
+    heavy-tailed examples), and a jump is judged against the noise on the side it goes (R13:
+    ordinary minibatch noise is not a spike)."""
     nb = last_block - first_block + 1
     med = np.full(nb, np.nan)
     sig = np.full(nb, np.nan)
@@ -48,7 +54,8 @@ def block_baselines(
         if cnt[k]:
             m = float(np.median(w))
             med[k] = m
-            sig[k] = MAD_TO_SIGMA * float(np.median(np.abs(w - m)))
+            sig[k] = max(MAD_TO_SIGMA * float(np.median(np.abs(w - m))),
+                         (float(np.quantile(w, 0.9)) - m) / Q90_TO_SIGMA)
             top[k] = float(w.max())
     idx = np.flatnonzero(full)
     if idx.shape[0]:
@@ -60,6 +67,7 @@ def block_baselines(
         if finite.all():
             m = np.median(windows, axis=1)
             s = MAD_TO_SIGMA * np.median(np.abs(windows - m[:, None]), axis=1)
+            s = np.maximum(s, (np.quantile(windows, 0.9, axis=1) - m) / Q90_TO_SIGMA)
             c = np.full(idx.shape[0], window)
             t = windows.max(axis=1)
         else:
@@ -68,6 +76,7 @@ def block_baselines(
                 warnings.simplefilter("ignore", RuntimeWarning)
                 m = np.nanmedian(windows, axis=1)
                 s = MAD_TO_SIGMA * np.nanmedian(np.abs(windows - m[:, None]), axis=1)
+                s = np.maximum(s, (np.nanquantile(windows, 0.9, axis=1) - m) / Q90_TO_SIGMA)
                 t = np.nanmax(windows, axis=1)
         med[idx], sig[idx], cnt[idx], top[idx] = m, s, c, t
     return med, sig, cnt, top

@@ -51,6 +51,11 @@ class JumpParams:
     over_max_z: float = 3.0  # ... and this robust z (very noisy runs, where 6 sd is 100x)
     sustained: int = 3  # or: this many points in a row above the window's maximum ...
     sustained_z: float = 2.0  # ... each this robust z out and min_ratio above the median
+    level: int = 3  # or: the median of this many points in a row (a lasting level shift, such as
+    # the few steps of damage an LR spike does) ...
+    level_ratio: float = 2.0  # ... is this many times the trailing median, above the window's
+    level_z: float = 3.0  # maximum and this robust z out (2 of 3 points above the maximum of 64
+    # noisy points: 3/65^2 for independent points, and z on top of that)
 
 
 # R13: loss spikes. R14: grad norms fluctuate more than the loss, so an outlier must be 3x.
@@ -112,6 +117,15 @@ class JumpDetector:
             else:
                 unprecedented = yi - t > (p.over_max - 1.0) * np.abs(t)
             exceeds = ok & (yi > t) & ((big & (z > p.z)) | (unprecedented & (z > p.over_max_z)))
+            exceeds_point = exceeds.copy()
+            # the level: median of the `level` points ending at each point (the block grid
+            # keeps at least `window` points before `lo`, so they are all in y)
+            lv = np.median(np.stack([y[idx - base - k] for k in range(p.level)]), axis=0)
+            if self.log_mode:
+                lv_big = lv - m > math.log(p.level_ratio)
+            else:
+                lv_big = lv - m > (p.level_ratio - 1.0) * np.abs(m)
+            level = ok & np.isfinite(lv) & lv_big & (lv > t) & ((lv - m) / sigma > p.level_z)
             above = ok & half & (yi > t) & (z > p.sustained_z)
             elevated = exceeds | (ok & half & (z > p.release_z))
         # run lengths of `above` (carried over from the previous chunk): O(chunk), vectorized
@@ -122,8 +136,14 @@ class JumpDetector:
         run_len = np.where(above, run_len + carry, 0)
         self.above_run = int(run_len[-1])
         sustained = above & (run_len >= p.sustained)
-        exceeds = exceeds | sustained
-        elevated = elevated | sustained
+        exceeds = exceeds | sustained | level
+        elevated = elevated | sustained | level
+        def half_at(n: int) -> bool:  # point n (in this chunk's y) stands half the bar out
+            d0 = y[n - base] - m[n - lo] if n >= lo else y[n - base] - m[0]
+            bar = (0.5 * math.log(p.min_ratio) if self.log_mode
+                   else 0.5 * (p.min_ratio - 1.0) * abs(float(m[max(0, n - lo)])))
+            return bool(np.isfinite(d0) and d0 > bar)
+
         out: list[Jump] = []
         for i in self.episodes.feed(lo, elevated, exceeds):
             j = i - lo
@@ -133,6 +153,12 @@ class JumpDetector:
             first = i
             if sustained[j] and not (big[j] and z[j] > p.z):
                 first = i - int(run_len[j]) + 1  # a lasting elevation: its first point
+            elif level[j] and not exceeds_point[j]:
+                # a level shift: its first point above half the level's bar
+                for k in range(p.level - 1, 0, -1):
+                    if i - k >= base and half_at(i - k):
+                        first = i - k
+                        break
             out.append(Jump(i, int(steps[first]), value, baseline, ratio, float(z[j])))
         return out
 

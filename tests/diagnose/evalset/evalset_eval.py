@@ -75,8 +75,8 @@ def olmo_spikes(values: np.ndarray, window: int = 128, k: float = 6.0,
 class Score:
     spikes: int = 0
     hits: int = 0
-    visible: int = 0  # induced events that visibly raised the loss (generate.visible)
-    visible_hits: int = 0
+    observable: int = 0  # induced events that made a real loss spike (generate.observable)
+    observable_hits: int = 0
     findings: int = 0
     true_findings: int = 0
     missed: list[str] = field(default_factory=list)
@@ -87,8 +87,8 @@ class Score:
         return self.hits / self.spikes if self.spikes else 1.0
 
     @property
-    def visible_recall(self) -> float:
-        return self.visible_hits / self.visible if self.visible else 1.0
+    def observable_recall(self) -> float:
+        return self.observable_hits / self.observable if self.observable else 1.0
 
     @property
     def precision(self) -> float:
@@ -96,15 +96,15 @@ class Score:
 
 
 def _score_spikes(score: Score, name: str, steps: list[int], induced: list[int],
-                  found_idx: list[int], visible: list[bool]) -> None:
+                  found_idx: list[int], observable: list[bool]) -> None:
     pos = {s: i for i, s in enumerate(steps)}
     idx = [pos[s] for s in induced]
-    for s, i, vis in zip(induced, idx, visible, strict=True):
+    for s, i, obs in zip(induced, idx, observable, strict=True):
         score.spikes += 1
-        score.visible += vis
+        score.observable += obs
         if any(abs(f - i) <= HIT_WINDOW for f in found_idx):
             score.hits += 1
-            score.visible_hits += vis
+            score.observable_hits += obs
         else:
             score.missed.append(f"{name}@{s}")
     for f in found_idx:
@@ -113,6 +113,21 @@ def _score_spikes(score: Score, name: str, steps: list[int], induced: list[int],
             score.true_findings += 1
         else:
             score.false.append(f"{name}@{steps[f]}")
+
+
+def recovers(loss: np.ndarray, induced_idx: list[int], factor: float = 1.5) -> bool:
+    """A spike run recovers when the median of its last 10% of points is within `factor` x the
+    median of the 32 points before its first induced spike. A run that stays well above that
+    level after a spike is a real rise (R12), and unstable_training may say so."""
+    if not induced_idx:
+        return True
+    i = min(induced_idx)
+    before = loss[max(0, i - 32): i]
+    tail = loss[-max(1, loss.shape[0] // 10):]
+    before, tail = before[np.isfinite(before)], tail[np.isfinite(tail)]
+    if not before.shape[0] or not tail.shape[0]:
+        return False
+    return bool(np.median(tail) <= factor * np.median(before))
 
 
 def classify_sweep(findings: list[Finding]) -> str:
@@ -135,6 +150,7 @@ class Report:
     unstable_false: list[str]  # unstable_training on spike or clean runs
     sweeps: dict[str, tuple[str, str]]  # study -> (expected, got)
     runs: int = 0
+    unstable_unrecovered: list[str] = field(default_factory=list)  # spike runs that stay up
 
     @property
     def sweeps_right(self) -> int:
@@ -143,23 +159,26 @@ class Report:
     def lines(self) -> list[str]:
         o, b = self.ours, self.olmo
         return [
-            f"runs: {self.runs}; induced spikes: {o.spikes} ({o.visible} visibly raised the "
-            f"loss)",
-            f"loss_spike (ours):  recall {o.recall:.3f} ({o.hits}/{o.spikes}; visible "
-            f"{o.visible_hits}/{o.visible})  precision {o.precision:.3f} "
+            f"runs: {self.runs}; induced spikes: {o.spikes} ({o.observable} observable, "
+            f"generate.observable)",
+            f"loss_spike (ours):  recall {o.recall:.3f} ({o.hits}/{o.spikes}; observable "
+            f"{o.observable_hits}/{o.observable})  precision {o.precision:.3f} "
             f"({o.true_findings}/{o.findings})",
-            f"OLMo-core mean+6std/128: recall {b.recall:.3f} ({b.hits}/{b.spikes}; visible "
-            f"{b.visible_hits}/{b.visible})  precision {b.precision:.3f} "
+            f"OLMo-core mean+6std/128: recall {b.recall:.3f} ({b.hits}/{b.spikes}; observable "
+            f"{b.observable_hits}/{b.observable})  precision {b.precision:.3f} "
             f"({b.true_findings}/{b.findings})",
             f"clean runs with a warning (ours): {len(self.clean_warnings)} "
             f"{self.clean_warnings}",
             f"clean runs with a spike (OLMo rule): {len(self.clean_warnings_olmo)}",
             f"unstable_training: found {len(self.unstable_found)}/"
             f"{len(self.unstable_found) + len(self.unstable_missed)} slowly unstable runs; "
-            f"false on spike/clean runs: {len(self.unstable_false)} {self.unstable_false}",
+            f"false on clean runs and spike runs that recover: {len(self.unstable_false)} "
+            f"{self.unstable_false}; on spike runs that do not recover (R12, not scored): "
+            f"{self.unstable_unrecovered}",
             f"sweeps classified right: {self.sweeps_right}/{len(self.sweeps)} "
             + ", ".join(f"{k}: {e}->{g}" for k, (e, g) in self.sweeps.items()),
             f"ours missed: {o.missed}; ours false: {o.false}",
+            f"OLMo missed: {b.missed}; OLMo false: {b.false}",
         ]
 
 
@@ -170,6 +189,7 @@ def evaluate(records: list[dict[str, Any]]) -> Report:
     un_found: list[str] = []
     un_missed: list[str] = []
     un_false: list[str] = []
+    un_unrecovered: list[str] = []
     studies: dict[str, list[tuple[dict[str, Any], Run]]] = defaultdict(list)
     for rec in records:
         run = to_run(rec)
@@ -185,11 +205,14 @@ def evaluate(records: list[dict[str, Any]]) -> Report:
         base_idx = olmo_spikes(loss)
         if kind in ("spike", "clean"):
             induced = rec.get("spikes", [])
-            vis = rec.get("visible", [True] * len(induced))
-            _score_spikes(ours, rec["name"], steps, induced, spike_idx, vis)
-            _score_spikes(olmo, rec["name"], steps, induced, base_idx, vis)
+            obs = rec.get("observable", [True] * len(induced))
+            _score_spikes(ours, rec["name"], steps, induced, spike_idx, obs)
+            _score_spikes(olmo, rec["name"], steps, induced, base_idx, obs)
             if any(f.kind == "unstable_training" for f in found):
-                un_false.append(rec["name"])
+                if kind == "clean" or recovers(loss, [pos[s] for s in induced]):
+                    un_false.append(rec["name"])
+                else:
+                    un_unrecovered.append(rec["name"])
         if kind == "clean":
             if any(severity_rank(f.severity) >= 1 for f in found):
                 clean_warn.append(rec["name"] + ": " + "; ".join(
@@ -213,4 +236,4 @@ def evaluate(records: list[dict[str, Any]]) -> Report:
         sweeps[name] = (members[0][0]["expect"], classify_sweep(verdict.findings))
     n = len(records)
     return Report(ours, olmo, clean_warn, clean_warn_olmo, un_found, un_missed, un_false,
-                  sweeps, n)
+                  sweeps, n, un_unrecovered)
