@@ -537,6 +537,10 @@ class TunetopApp(App[None]):
 
     @on(Tree.NodeHighlighted, "#runs")
     def _highlighted(self, event: Tree.NodeHighlighted[NodeRef]) -> None:
+        # a highlight still queued from before a rebuild or a select() is stale: only the
+        # tree's cursor as it is now decides what is shown
+        if event.node is not self.query_one(RunTree).cursor_node:
+            return
         self._set_cursor(event.node.data)
 
     # -- actions -------------------------------------------------------------------------

@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import defunct_children, screen_text, wait_until, write_run, write_runner_run
+from conftest import (
+    defunct_children,
+    runner_spec,
+    screen_text,
+    wait_until,
+    write_run,
+    write_runner_run,
+)
 from textual.widgets import Button, Input, RadioButton
 
 from tui.app import TunetopApp, make_app
@@ -126,7 +133,6 @@ async def test_warmup_factor_recomputes_the_plan(tmp_path: Path) -> None:
 
 async def test_w_on_a_finished_warmup_study_applies_it(tmp_path: Path) -> None:
     """w on a warmup study tunetop made (run.json's remedy) plans warmup-apply (R20)."""
-    from conftest import runner_spec
 
     root = tmp_path / "runs"
     base = write_runner_run(root / "base", steps=300, lr=0.01)

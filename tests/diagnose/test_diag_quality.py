@@ -33,7 +33,9 @@ def test_spike_recall_and_precision(report: Report) -> None:
 @pytest.mark.xfail(
     strict=True,
     reason="issue 3's bar (recall >= 0.95) is not reached yet: "
-    "LR spikes in batch-8/16 SGD runs sit inside the run's own noise",
+    "LR spikes in batch-8/16 SGD runs (each >= 2x the max of the previous 32 logged losses) "
+    "stay under the z bar where the log-loss noise is ~2 sd wide, or under a baseline raised "
+    "by the previous spike (logging every 5 steps)",
 )
 def test_spike_recall_reaches_the_issue_bar(report: Report) -> None:
     assert report.ours.recall >= 0.95, report.lines()
