@@ -364,7 +364,7 @@ class TunetopApp(App[None]):
 
     @_while_running
     def on_finding_raised(self, message: FindingRaised) -> None:
-        self.findings.setdefault(message.run_id, []).extend(message.findings)
+        self.findings[message.run_id] = list(message.findings)  # the run's current list
         if message.stats:
             self.stats[message.run_id] = message.stats
         self.refresh_states([message.run_id], force=True)

@@ -1,7 +1,7 @@
 """`tunetop demo`: a live CPU training run that goes unstable, and the dashboard on it.
 
-It trains the runner's tiny post-LN transformer with Adam at a high learning rate and no
-warmup (an early instability, R13), in a temporary folder, and opens the dashboard on that
+It trains the runner's tiny post-LN transformer with SGD + momentum at a high learning rate
+and no warmup, in a temporary folder, and opens the dashboard on that
 folder. A finding appears as the loss misbehaves; pressing `w` plans (and launches) the warmup
 study that fixes it (R18), whose trials appear in the run tree as they start.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from runner import spec as rspec
 
-DEMO_LR = 0.01  # high enough that the post-LN transformer is unstable without warmup
+DEMO_LR = 0.3  # SGD with momentum: the loss falls, then turns up (an instability, R12)
 
 
 def demo_spec(lr: float, steps: int) -> rspec.RunSpec:
@@ -25,11 +25,11 @@ def demo_spec(lr: float, steps: int) -> rspec.RunSpec:
         name="demo",
         max_train_steps=steps,
         batch_size=32,
-        eval_every=20,
+        eval_every=50,
         checkpoint_every=0,
         device="cpu",
     )
-    spec.optimizer = rspec.OptimizerSpec(name="adam", lr=lr)
+    spec.optimizer = rspec.OptimizerSpec(name="momentum", lr=lr, momentum=0.9)
     spec.schedule = rspec.ScheduleSpec(kind="constant")
     return spec
 
@@ -37,7 +37,7 @@ def demo_spec(lr: float, steps: int) -> rspec.RunSpec:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="tunetop demo", description=__doc__.splitlines()[0])
     p.add_argument("--lr", type=float, default=DEMO_LR)
-    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--dir", default=None, help="folder to use (default: a new temporary one)")
     p.add_argument("--keep", action="store_true", help="keep the folder when the demo ends")
     ns = p.parse_args(argv)

@@ -71,10 +71,10 @@ class MetricsAppended(Message):
 
 @dataclass
 class FindingRaised(Message):
-    """The detectors found something new in a run."""
+    """The detectors found something new (or changed a finding) in a run."""
 
     run_id: str
-    findings: list[Finding]
+    findings: list[Finding]  # all of the run's findings now, not only the new ones
     stats: dict[str, Any] = field(default_factory=dict)  # e.g. p90 clip threshold (R23)
 
 
@@ -232,7 +232,10 @@ class Engine:
             new = []
             stats = {"error": f"{type(exc).__name__}: {exc}"}
         if new:
-            self.findings.setdefault(run.id, []).extend(new)
+            # a finding can be replaced as evidence grows (more outlier episodes, a divergence
+            # confirmed): the run's list is the detectors' current one, never an accumulation
+            self.findings[run.id] = list(det.findings)
+            return list(det.findings), stats
         return new, stats
 
     def step(self, full: bool) -> list[Message]:

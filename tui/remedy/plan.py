@@ -139,6 +139,11 @@ def run_lr(run: Run) -> float | None:
     return None
 
 
+def _name(run: Run) -> str:
+    """A run as a person names it: its id, or its folder's name when it is the target itself."""
+    return run.path.name if run.id in (".", "") else run.id
+
+
 def is_unstable(run: Run, findings: list[Finding]) -> bool:
     return any(f.kind in UNSTABLE_KINDS for f in findings)
 
@@ -372,7 +377,7 @@ def _plan_warmup(p: Plan, t: Target, factor: float) -> None:
         "factor": factor,
         "max_train_steps": steps,
         "warmup_steps": lengths,
-        "baseline": baseline.id,
+        "baseline": _name(baseline),
     }
     if not lengths:
         p.missing.append(
@@ -381,7 +386,7 @@ def _plan_warmup(p: Plan, t: Target, factor: float) -> None:
         )
     p.notes.append(
         f"R18: base_learning_rate {base_lr:g} = {factor:g} x unstable rate {unstable_lr:g} "
-        f"(run {baseline.id}); each trial ramps 0 -> {base_lr:g} over W steps, then holds it "
+        f"(run {_name(baseline)}); each trial ramps 0 -> {base_lr:g} over W steps, then holds it "
         "2W steps"
     )
     trials = [{"schedule.warmup_steps": w, "schedule.post_warmup_steps": 2 * w} for w in lengths]
@@ -530,7 +535,7 @@ def _plan_clip(p: Plan, t: Target) -> None:
         _finish(p, run, base, known, missing, [], "clip", {})
         return
     p90, p75 = clip_thresholds(run.store.series("grad_norm").values.astype(np.float64))
-    p.computed = {"run": run.id, "p90": p90, "p75": p75, "points": run.store.count("grad_norm")}
+    p.computed = {"run": _name(run), "p90": p90, "p75": p75, "points": run.store.count("grad_norm")}
     p.notes.append(
         f"R23: clip_norm {p90:.4g} = p90 of {run.store.count('grad_norm')} unclipped "
         f"norms; tighter trial {p75:.4g} (p75). Over 50% clipped: lower the learning "
@@ -552,7 +557,7 @@ def _plan_probe(p: Plan, t: Target) -> None:
     if lr is None:
         p.missing.append("the learning rate of the best run")
         return
-    p.computed = {"run": run.id, "best_lr": lr, "probe_lr": 2 * lr, "steps": PROBE_STEPS}
+    p.computed = {"run": _name(run), "best_lr": lr, "probe_lr": 2 * lr, "steps": PROBE_STEPS}
     base, missing, known = base_spec(run)
     steps = min(PROBE_STEPS, _max_train_steps(run, base, known) or PROBE_STEPS)
     p.computed["steps"] = steps
@@ -586,7 +591,7 @@ def _plan_fit(p: Plan, t: Target) -> None:
     base, missing, known = base_spec(run)
     steps = _max_train_steps(run, base, known)
     grid = [_round(lr * f) for f in FIT_GRID]
-    p.computed = {"run": run.id, "lrs": grid, "max_train_steps": steps}
+    p.computed = {"run": _name(run), "lrs": grid, "max_train_steps": steps}
     p.notes.append(
         "R4: constant rate, no warmup, no decay, no clipping, no weight decay; the "
         "first step the fastest trial fits the training set is the starting "
@@ -621,7 +626,7 @@ def _plan_extend(p: Plan, t: Target, factor: float = 2.0) -> None:
         trials = [{"max_train_steps": new_steps}]
         how = f"{kind or 'cosine'}: base rate kept, max_train_steps {steps} -> {new_steps}"
     p.computed = {
-        "run": run.id,
+        "run": _name(run),
         "schedule": kind,
         "old_max_train_steps": steps,
         "new_total_steps": (base.total_steps if base else steps) + new_steps - steps,
