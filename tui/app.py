@@ -242,7 +242,7 @@ class TunetopApp(App[None]):
             if not (created or modified):
                 continue
             started = time.monotonic()
-            for message in engine.step(full=created):
+            for message in engine.step(full=created, paths=watcher.take_paths()):
                 self.post_message(message)
             if engine.roots_changed:
                 # a study launched outside every watched root: watch the roots again, with it

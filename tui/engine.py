@@ -238,13 +238,14 @@ class Engine:
             return list(det.findings), stats
         return new, stats
 
-    def step(self, full: bool) -> list[Message]:
+    def step(self, full: bool, paths: set[str] | None = None) -> list[Message]:
         """One round: `full` walks the roots for new runs and files first (cheap enough every
-        few seconds; the watcher asks for it when something was created)."""
+        few seconds; the watcher asks for it when something was created). `paths`, when
+        known, are the only files that changed: only they are read."""
         ws = self.workspace
         self.roots_changed = self._attach_new_roots()
         full = full or self.roots_changed
-        changes = ws.refresh() if full else ws.poll()
+        changes = ws.refresh() if full else ws.poll(paths)
         out: list[Message] = []
         now = time.time()
         if changes.new_runs:

@@ -20,6 +20,10 @@ from pathlib import Path
 
 DEFAULT_POLL = 2.0  # seconds, when polling was not asked for but is needed
 RESCAN_EVERY = 5.0  # seconds between walks for new runs while polling
+MAX_CHANGED_PATHS = 20_000  # beyond this many changed files in one round, read them all
+BUSY_EVENTS = 1000  # inotify events a second past which polling takes over
+BUSY_POLL = 1.0  # seconds between polls after that switch
+SAFETY_READ = 60.0  # seconds between reads of every known file under inotify
 
 NETWORK_FS = frozenset(
     {
@@ -102,6 +106,9 @@ class Watcher:
         self._lock = threading.Lock()
         self._created = True  # the first round walks the roots
         self._modified = True
+        self._paths: set[str] | None = None  # changed files; None = all (the first round too)
+        self._window_start, self._window_events = time.monotonic(), 0
+        self._too_busy = False
         self._observer: object | None = None
         self._pending_roots: list[Path] = []  # roots that do not exist yet
         self.reason = ""
@@ -134,6 +141,10 @@ class Watcher:
                 kind = event.event_type
                 if kind in ("opened", "closed_no_write"):
                     return  # reads (our own included) are not changes
+                watcher._count_event()
+                watcher._note_path(event.src_path)
+                if kind == "moved":
+                    watcher._note_path(getattr(event, "dest_path", ""))
                 watcher._flag(created=kind in ("created", "moved", "deleted"))
 
         try:
@@ -155,6 +166,54 @@ class Watcher:
         self._observer = observer
         self._handler = handler
         self.reason = "inotify"
+
+    def _count_event(self) -> None:
+        """Inotify events cost Python work each (watchdog dispatches them one by one): past
+        BUSY_EVENTS a second, polling is cheaper, and the screen stays responsive."""
+        now = time.monotonic()
+        if now - self._window_start >= 1.0:
+            self._window_start, self._window_events = now, 0
+        self._window_events += 1
+        if self._window_events > BUSY_EVENTS and not self._too_busy:
+            self._too_busy = True
+            self._wake.set()
+
+    def _switch_to_polling(self) -> None:
+        obs, self._observer = self._observer, None
+        if obs is not None:
+            try:
+                obs.stop()  # type: ignore[attr-defined]
+                obs.join(timeout=2)  # type: ignore[attr-defined]
+            except RuntimeError:
+                pass
+        self.interval = BUSY_POLL
+        self.reason = (
+            f"polling every {BUSY_POLL:g} s (over {BUSY_EVENTS} file events a "
+            "second: cheaper than inotify)"
+        )
+        with self._lock:
+            self._paths = None
+            self._modified = True
+
+    def _note_path(self, path: str | bytes) -> None:
+        """Remember which file changed, so the worker reads only that one (with thousands of
+        run folders, statting every file each round would starve the screen)."""
+        if not path:
+            return
+        with self._lock:
+            if self._paths is None:
+                return  # already "everything"
+            self._paths.add(os.fsdecode(path))
+            if len(self._paths) > MAX_CHANGED_PATHS:
+                self._paths = None
+
+    def take_paths(self) -> set[str] | None:
+        """The files changed since the last call; None means unknown (polling, or too many):
+        read every known file."""
+        with self._lock:
+            paths = self._paths
+            self._paths = set() if self.interval is None else None
+        return paths
 
     def _flag(self, created: bool) -> None:
         with self._lock:
@@ -183,18 +242,27 @@ class Watcher:
     def wait(self, stop: threading.Event) -> tuple[bool, bool]:
         """Block until there is something to read (or `stop` is set). Returns (created,
         modified): walk for new runs / read known files. Idle with inotify = no wake-ups
-        except every few seconds while a root is still missing."""
+        except every few seconds while a root is still missing, and one read of everything a
+        minute (inotify may have dropped events)."""
         while not stop.is_set():
+            if self._too_busy and self._observer is not None:
+                self._switch_to_polling()
             if self.interval is not None:
                 timeout: float | None = self.interval
             elif self._pending_roots:
                 timeout = DEFAULT_POLL
             else:
-                timeout = None
+                # inotify can drop events (its queue overflows in a burst): every minute,
+                # read every known file once anyway; ~a stat per file, nothing when unchanged
+                timeout = SAFETY_READ
             woke = self._wake.wait(timeout)
             if stop.is_set():
                 break
             if not woke:
+                if self.interval is None and not self._pending_roots:
+                    with self._lock:
+                        self._paths = None
+                    return False, True
                 if self.interval is not None:
                     now = time.monotonic()
                     rescan = now - self._last_rescan >= max(RESCAN_EVERY, self.interval)

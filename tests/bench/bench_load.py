@@ -90,13 +90,19 @@ def build_tree(root: Path, files: int) -> list[Path]:
 
 
 async def run_load(
-    root: Path, files: int, writers: int, rate: float, seconds: float, processes: int = 5
+    root: Path,
+    files: int,
+    writers: int,
+    rate: float,
+    seconds: float,
+    processes: int = 5,
+    poll: float | None = None,
 ) -> LoadResult:
     from tui.app import make_app
 
     paths = build_tree(root, files)
     live = paths[:: max(1, files // writers)][:writers]
-    app = make_app([root])
+    app = make_app([root], poll=poll)
     latencies: list[float] = []
     async with app.run_test(size=(160, 48)) as pilot:
         deadline = time.monotonic() + 300
@@ -158,9 +164,12 @@ def main() -> None:
     ap.add_argument("--writers", type=int, default=50)
     ap.add_argument("--rate", type=float, default=100)
     ap.add_argument("--seconds", type=float, default=60)
+    ap.add_argument("--poll", type=float, default=None, help="poll instead of inotify")
     ns = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
-        r = asyncio.run(run_load(Path(tmp), ns.files, ns.writers, ns.rate, ns.seconds))
+        r = asyncio.run(
+            run_load(Path(tmp), ns.files, ns.writers, ns.rate, ns.seconds, poll=ns.poll)
+        )
     print(f"files {ns.files}, writers {ns.writers} x {ns.rate:g} lines/s for {ns.seconds:g} s")
     print(
         f"live points expected {r.expected_points}, arrived {r.arrived_points} "

@@ -259,9 +259,28 @@ class Workspace:
         self.studies = studies
 
     # -- reading -----------------------------------------------------------------------
-    def poll(self) -> Changes:
+    def _sources_for(self, paths: set[str]) -> list[tuple[Path, _Source]]:
+        """The sources a set of changed files concerns (an HF reader is keyed by its output
+        folder: a change anywhere below it concerns it)."""
+        out: dict[Path, _Source] = {}
+        for raw in paths:
+            p = Path(raw)
+            for candidate in (
+                p,
+                p.parent / "trainer_state.json",
+                p.parent.parent / "trainer_state.json",
+            ):
+                src = self._sources.get(candidate)
+                if src is not None:
+                    out[candidate] = src
+        return list(out.items())
+
+    def poll(self, paths: set[str] | None = None) -> Changes:
+        """Read what known files gained: all of them, or only `paths` when the caller knows
+        which changed (inotify)."""
         changes = Changes()
-        for path, src in list(self._sources.items()):
+        items = list(self._sources.items()) if paths is None else self._sources_for(paths)
+        for path, src in items:
             run = self.runs.get(src.run_id)
             if run is None:
                 continue
@@ -285,7 +304,12 @@ class Workspace:
             if added:
                 changes.updated[run.id] = changes.updated.get(run.id, 0) + added
                 run.last_write = time.time()
-        for run in self.runs.values():
+        if paths is None:
+            runs = list(self.runs.values())
+        else:  # only runs whose run.json changed
+            folders = {Path(p).parent for p in paths if Path(p).name == "run.json"}
+            runs = [r for r in self.runs.values() if r.path in folders]
+        for run in runs:
             if self._note_run_json(run):
                 changes.status_changed.append(run.id)
         return changes

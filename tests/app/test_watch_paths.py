@@ -1,0 +1,69 @@
+"""The watcher tells the worker which files changed (so thousands of idle run folders cost
+nothing), hands over to polling when events come too fast, and reads everything now and then
+in case inotify dropped events."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import tui.watch as watch
+from tui.watch import Watcher
+
+
+def wait_paths(w: Watcher, want: Path, timeout: float = 10.0) -> set[str]:
+    deadline = time.monotonic() + timeout
+    seen: set[str] = set()
+    while time.monotonic() < deadline:
+        w._wake.wait(0.05)
+        paths = w.take_paths()
+        if paths:
+            seen |= paths
+        if str(want) in seen:
+            return seen
+    raise AssertionError(f"{want} not reported; saw {seen}")
+
+
+def test_changed_files_are_named(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    fa, fb = tmp_path / "a" / "metrics.jsonl", tmp_path / "b" / "metrics.jsonl"
+    fa.write_text("")
+    fb.write_text("")
+    w = Watcher([tmp_path])
+    try:
+        assert w.reason == "inotify"
+        assert w.take_paths() is None  # the first round reads everything
+        with open(fa, "a") as fh:
+            fh.write('{"step": 1}\n')
+        seen = wait_paths(w, fa)
+        assert str(fb) not in seen
+    finally:
+        w.stop()
+
+
+def test_too_many_events_hand_over_to_polling(tmp_path: Path) -> None:
+    w = Watcher([tmp_path])
+    try:
+        for _ in range(watch.BUSY_EVENTS + 1):
+            w._count_event()
+        w.wait(threading.Event())
+        assert w.interval == watch.BUSY_POLL and "polling" in w.reason
+        assert w.take_paths() is None  # polling: read every known file
+    finally:
+        w.stop()
+
+
+def test_a_quiet_minute_reads_everything_once(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(watch, "SAFETY_READ", 0.05)
+    w = Watcher([tmp_path])
+    try:
+        w.wait(threading.Event())  # the first round
+        w.take_paths()
+        assert w.take_paths() == set()
+        created, modified = w.wait(threading.Event())  # nothing happened: the safety read
+        assert modified and not created
+        assert w.take_paths() is None
+    finally:
+        w.stop()
