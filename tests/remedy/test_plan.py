@@ -347,3 +347,19 @@ def test_instability_findings_name_remedies_in_r17_order(tmp_path: Path) -> None
     msg = div.message
     assert "R17" in msg
     assert msg.index("warmup") < msg.index("clipping") < msg.index("lower the LR")
+
+
+def test_a_warmup_study_is_not_flagged_for_differing_steps(tmp_path: Path) -> None:
+    """R2 compares max_train_steps, which is 0 in every warmup-study trial (R18); their total
+    steps (3W) differ by design."""
+    from tui.check import run_check
+
+    remedy = {"kind": "warmup", "source": "x"}
+    for i, w in enumerate((10, 100)):
+        folder = write_run(tmp_path / "s" / f"t{i:03d}", healthy(), 1.0, 0, remedy=remedy, warmup=w)
+        run_json = json.loads((folder / "run.json").read_text())
+        run_json["spec"]["schedule"]["post_warmup_steps"] = 2 * w
+        run_json["total_steps"] = 3 * w
+        (folder / "run.json").write_text(json.dumps(run_json))
+    kinds = [f.kind for s in run_check(str(tmp_path / "s")).studies for f in s.findings]
+    assert "steps_differ" not in kinds

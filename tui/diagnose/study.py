@@ -272,7 +272,8 @@ def _max_steps(run: Run) -> int | None:
     for src in (run.hparams, run.run_json or {}):
         for key in STEP_NAMES:
             v = src.get(key)
-            if isinstance(v, int | float) and not isinstance(v, bool) and v > 0:
+            # 0 is a value (a warmup-study trial has no base schedule, R18), not a gap
+            if isinstance(v, int | float) and not isinstance(v, bool) and v >= 0:
                 return int(v)
     return None
 
