@@ -97,6 +97,7 @@ REMEDY_TITLES = {
     "warmup-apply": "warmup applied to the baseline (R20, R21)",
     "clip": "gradient clipping (R22-R24)",
     "probe": "early-instability probe (R15)",
+    "extend": "a longer round (R6)",
 }
 JOBS_POLL = 1.0  # seconds between two polls of the Supervisor, only while a child runs
 # stopping waits this long after SIGTERM before SIGKILL: longer than the runner's own grace
@@ -138,6 +139,7 @@ class TunetopApp(App[None]):
         Binding("w", "remedy('warmup')", "warmup"),
         Binding("c", "remedy('clip')", "clip"),
         Binding("e", "remedy('probe')", "probe"),
+        Binding("l", "remedy('extend')", "longer"),
         Binding("k", "stop_job", "stop"),
     ]
     LAUNCHING_ACTIONS = frozenset({"remedy", "stop_job"})

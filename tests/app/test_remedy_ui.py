@@ -336,3 +336,19 @@ def test_snapshot_plan_modal(
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_extend_plan_shows_old_and_new_schedules_side_by_side(tmp_path: Path) -> None:
+    """R6: `l` plans a longer round; the modal draws both learning-rate schedules."""
+    from tui.remedy.plan import plan
+    from tui.widgets.remedy_modal import schedules_side_by_side
+
+    base = write_runner_run(tmp_path / "runs" / "base", steps=300, lr=0.01)
+    p = plan("extend", base)
+    assert p.launchable, p.missing
+    text = schedules_side_by_side(p).plain
+    old, new = [line for line in text.splitlines() if line.startswith(("old", "new"))]
+    assert "R6" in text
+    old_bars, new_bars = old.split("steps ", 1)[1], new.split("steps ", 1)[1]
+    # the new schedule spans the whole axis; the old one ends halfway (2x the steps)
+    assert new_bars.strip() and len(old_bars.rstrip()) < len(new_bars.rstrip())

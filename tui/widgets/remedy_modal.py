@@ -13,6 +13,7 @@ Paths and names come from the user's files: drawn as Text (tui.sanitize), never 
 from __future__ import annotations
 
 import copy
+import itertools
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -77,6 +78,44 @@ def parse_value(key: str, text: str) -> Any:
             except ValueError:
                 continue
     return s
+
+
+BARS = " ▁▂▃▄▅▆▇█"
+
+
+def schedules_side_by_side(plan: Plan, width: int = 60) -> Text:
+    """R6: the old and the new learning-rate schedule on one step axis (a small plot in text:
+    one column per bucket of steps, the bar's height the rate relative to its peak)."""
+    import numpy as np
+
+    from runner import spec as rspec
+    from runner.schedule import lr_curve
+
+    out = Text()
+    if plan.spec is None or not plan.trials():
+        return out
+    old = plan.spec.base
+    try:
+        new = rspec.apply_overrides(old, plan.trials()[0])
+    except rspec.SpecError:
+        return out
+    total = max(old.total_steps, new.total_steps, 1)
+    edges = np.linspace(0, total, width + 1)
+    peak = max(old.optimizer.lr, new.optimizer.lr) or 1.0
+    out.append(f"learning rate vs step, 0 .. {total:,} (R6)\n", style="bold")
+    for label, spec in (("old", old), ("new", new)):
+        steps = np.arange(spec.total_steps)
+        curve = lr_curve(spec, steps) if steps.size else np.zeros(0)
+        row = []
+        for a, b in itertools.pairwise(edges):
+            seg = curve[int(a) : max(int(b), int(a) + 1)]
+            if seg.size == 0:
+                row.append(" ")
+                continue
+            row.append(BARS[round(float(seg.mean()) / peak * (len(BARS) - 1))])
+        out.append(f"{label} {spec.total_steps:>8,} steps ", style="grey62")
+        out.append("".join(row) + "\n", style="cyan" if label == "new" else "grey62")
+    return out
 
 
 class TrialInput(Input):
@@ -149,6 +188,8 @@ class RemedyModal(ModalScreen[Plan | None]):
                         yield Button(
                             "remove", id=f"remove-{i}", classes="trial-remove", compact=True
                         )
+            if p.kind == "extend":
+                yield Static(schedules_side_by_side(p), id="plan-schedules")
             yield Static(self._notes(), id="plan-notes")
             yield Static(id="plan-error")
             with Horizontal(id="plan-buttons"):

@@ -27,10 +27,11 @@ HELP = [
     ("+  -", "zoom in / out over steps (a window at the end keeps following)"),
     ("[  ]", "pan left / right"),
     ("0", "reset zoom"),
-    ("remedies (playbook R15-R24)", ""),
+    ("remedies (playbook R6, R15-R24)", ""),
     ("w", "warmup study (R18, R19); on a finished warmup study: apply it (R20, R21)"),
     ("c", "gradient clipping at the p90 norm (R22-R24)"),
     ("e", "early-instability probe: 2x the best lr, ~500 steps (R15)"),
+    ("l", "a longer round of the best run, old and new schedules side by side (R6)"),
     ("k", "stop the job highlighted in the jobs panel (SIGTERM, then SIGKILL)"),
     ("other", ""),
     ("ctrl+p", "command palette: every action by name"),
@@ -47,7 +48,7 @@ def help_text(readonly: bool) -> Text:
             continue
         t.append(f"  {key:<18}", style="bold cyan")
         t.append(what)
-        if readonly and key in ("w", "c", "e", "k"):
+        if readonly and key in ("w", "c", "e", "l", "k"):
             t.append("  (off: --readonly)", style="red")
         t.append("\n")
     return t
