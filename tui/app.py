@@ -90,7 +90,7 @@ from tui.widgets.screens import ConfirmScreen, HelpScreen, QuitScreen
 
 # seconds between two read rounds: a burst of writes is read in one go, and a run logging 100
 # steps/s costs 3 redraws a second, not 100 (latency stays well under the 500 ms asked)
-MIN_ROUND = 0.33
+MIN_ROUND = 0.4  # seconds: at most 2.5 rounds of reading and redrawing a second
 SMOOTHING_LEVELS = (0.0, 0.6, 0.9, 0.99)
 REMEDY_TITLES = {
     "warmup": "warmup study (R18, R19)",

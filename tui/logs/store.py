@@ -20,7 +20,7 @@ import numpy as np
 
 from tui.logs.batch import ColumnBatch
 
-_GROWTH = 1.25  # amortized O(1) appends with at most 25% spare capacity
+_GROWTH = 1.125  # amortized O(1) appends with at most 12.5% spare capacity
 _MIN_CAPACITY = 256
 
 
@@ -144,7 +144,8 @@ class RunStore:
         names = list(batch.columns)
         masks = [batch.columns[name].present for name in names]
         if all(m is None or m[a:b].all() for m in masks):
-            return self._append_rows(batch, source, tuple(names), np.arange(a, b))
+            # one pattern: slices are views, no copy of the batch's columns
+            return self._append_rows(batch, source, tuple(names), slice(a, b))
         matrix = np.column_stack([m[a:b] if m is not None else np.ones(n, np.bool_) for m in masks])
         patterns, inverse = np.unique(matrix, axis=0, return_inverse=True)
         inverse = inverse.reshape(-1)
@@ -160,7 +161,7 @@ class RunStore:
         return added
 
     def _append_rows(
-        self, batch: ColumnBatch, source: str, keys: tuple[str, ...], idx: np.ndarray
+        self, batch: ColumnBatch, source: str, keys: tuple[str, ...], idx: np.ndarray | slice
     ) -> int:
         group = self._by_key.get((source, keys))
         if group is None:
