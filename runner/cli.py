@@ -58,17 +58,23 @@ class _Tee:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m runner",
-                                description="Train a run or a study from a TOML spec.")
+    p = argparse.ArgumentParser(
+        prog="python -m runner", description="Train a run or a study from a TOML spec."
+    )
     p.add_argument("spec", nargs="?", help="the spec file (TOML)")
     p.add_argument("--out", default="runs", help="output folder (default: ./runs)")
-    p.add_argument("--resume", metavar="RUN_FOLDER",
-                   help="continue a run from its last checkpoint, in the same folder")
-    p.add_argument("--nproc", type=int, default=1,
-                   help="processes per run under torchrun (DDP); default 1")
+    p.add_argument(
+        "--resume",
+        metavar="RUN_FOLDER",
+        help="continue a run from its last checkpoint, in the same folder",
+    )
+    p.add_argument(
+        "--nproc", type=int, default=1, help="processes per run under torchrun (DDP); default 1"
+    )
     p.add_argument("--remedy", metavar="KIND", help="mark the runs as this remedy")
-    p.add_argument("--remedy-source", metavar="PATH", default="",
-                   help="the run or study the remedy is for")
+    p.add_argument(
+        "--remedy-source", metavar="PATH", default="", help="the run or study the remedy is for"
+    )
     p.add_argument("--trial", metavar="FOLDER", help=argparse.SUPPRESS)
     return p
 
@@ -78,8 +84,14 @@ def _usage_error(message: str) -> int:
     return EXIT_USAGE
 
 
-def run_here(run_dir: Path, spec: specmod.RunSpec, *, resume: bool = False,
-             remedy: dict[str, Any] | None = None, tee: bool = True) -> int:
+def run_here(
+    run_dir: Path,
+    spec: specmod.RunSpec,
+    *,
+    resume: bool = False,
+    remedy: dict[str, Any] | None = None,
+    tee: bool = True,
+) -> int:
     """Train (or run the command of) `spec` in this process, in `run_dir`. The exit code.
 
     run.json is written at the start and at the end (rank 0 only under torchrun); with `tee`
@@ -106,6 +118,7 @@ def run_here(run_dir: Path, spec: specmod.RunSpec, *, resume: bool = False,
         sys.stdout, sys.stderr = _Tee(sys.stdout, log), _Tee(sys.stderr, log)  # type: ignore[assignment]
     try:
         if spec.command:
+
             def forward_stop(signum: int, _frame: object) -> None:
                 stop.request(signum)
                 stop_event.set()
@@ -117,8 +130,9 @@ def run_here(run_dir: Path, spec: specmod.RunSpec, *, resume: bool = False,
             if status == "stopped" and stop.signum:
                 code = 128 + stop.signum
         else:
-            result = train.train(spec, run_dir, resume=resume, stop=stop,
-                                 print_fn=lambda *a: print(*a, flush=True))
+            result = train.train(
+                spec, run_dir, resume=resume, stop=stop, print_fn=lambda *a: print(*a, flush=True)
+            )
             status, code = result.status, result.exit_code
     except Exception:
         traceback.print_exc()  # a bug or a broken workload: this is where a traceback belongs
@@ -133,8 +147,13 @@ def run_here(run_dir: Path, spec: specmod.RunSpec, *, resume: bool = False,
     return code
 
 
-def train_command(spec: specmod.RunSpec, run_dir: Path, log: IO[bytes], echo: IO[bytes] | None,
-                  stop_event: threading.Event) -> tuple[str, int]:
+def train_command(
+    spec: specmod.RunSpec,
+    run_dir: Path,
+    log: IO[bytes],
+    echo: IO[bytes] | None,
+    stop_event: threading.Event,
+) -> tuple[str, int]:
     from runner.study import run_command
 
     return run_command(spec, run_dir, log, echo, stop_event)
@@ -170,8 +189,9 @@ def main(argv: list[str] | None = None) -> int:
         except specmod.SpecError as e:
             return _usage_error(str(e))
         assert isinstance(spec, specmod.RunSpec)
-        return run_here(run_dir, spec, resume=(run_dir / "checkpoints").exists(),
-                        remedy=remedy, tee=False)
+        return run_here(
+            run_dir, spec, resume=(run_dir / "checkpoints").exists(), remedy=remedy, tee=False
+        )
 
     if args.resume:
         run_dir = Path(args.resume)

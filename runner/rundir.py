@@ -157,8 +157,9 @@ class RunRecord:
 
     def resume(self, pid: int | None = None) -> None:
         """Back to running (a --resume): new pid, the end cleared; `started` is kept."""
-        self.data.update(status="running", pid=os.getpid() if pid is None else pid,
-                         ended=None, exit_code=None)
+        self.data.update(
+            status="running", pid=os.getpid() if pid is None else pid, ended=None, exit_code=None
+        )
         self.save()
 
     def finish(self, status: str, exit_code: int) -> None:

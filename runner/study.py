@@ -76,16 +76,27 @@ def trial_argv(trial_dir: Path, nproc: int = 1, remedy: dict[str, Any] | None = 
     """The command line of one trial; several processes (DDP) run under torchrun."""
     args = ["-m", "runner", "--trial", str(trial_dir)]
     if remedy:
-        args += ["--remedy", str(remedy.get("kind", "")), "--remedy-source",
-                 str(remedy.get("source", ""))]
+        args += [
+            "--remedy",
+            str(remedy.get("kind", "")),
+            "--remedy-source",
+            str(remedy.get("source", "")),
+        ]
     if nproc <= 1:
         return [sys.executable, *args]
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone",
-            f"--nproc_per_node={nproc}", *args]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        *args,
+    ]
 
 
-def spawn(argv: list[str], log_path: Path, env: dict[str, str] | None = None,
-          cwd: Path | None = None) -> subprocess.Popen[bytes]:
+def spawn(
+    argv: list[str], log_path: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
     """Start `argv` in its own session and process group, stdout and stderr to `log_path`.
 
     Its own session: stopping it stops its whole group (grandchildren included), and a SIGHUP
@@ -93,9 +104,15 @@ def spawn(argv: list[str], log_path: Path, env: dict[str, str] | None = None,
     full_env = dict(os.environ if env is None else env)
     full_env["PYTHONUNBUFFERED"] = "1"  # the child's output reaches output.log as it is made
     with open(log_path, "ab", buffering=0) as log:
-        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, env=full_env, cwd=cwd,
-                                start_new_session=True)
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=full_env,
+            cwd=cwd,
+            start_new_session=True,
+        )
 
 
 def stop_group(proc: subprocess.Popen[bytes], grace: float = GRACE_SECONDS) -> int:
@@ -112,8 +129,14 @@ def stop_group(proc: subprocess.Popen[bytes], grace: float = GRACE_SECONDS) -> i
     return proc.wait()
 
 
-def settle_record(trial_dir: Path, spec: specmod.RunSpec, returncode: int, stopped: bool,
-                  pid: int, remedy: dict[str, Any] | None = None) -> None:
+def settle_record(
+    trial_dir: Path,
+    spec: specmod.RunSpec,
+    returncode: int,
+    stopped: bool,
+    pid: int,
+    remedy: dict[str, Any] | None = None,
+) -> None:
     """Record a child's end in its run.json when the child could not (kill -9, a crash)."""
     try:
         record = RunRecord.load(trial_dir)
@@ -135,8 +158,13 @@ def settle_record(trial_dir: Path, spec: specmod.RunSpec, returncode: int, stopp
 # ------------------------------------------------------------------------------------------
 
 
-def run_command(spec: specmod.RunSpec, run_dir: Path, log: IO[bytes], echo: IO[bytes] | None,
-                stop_event: threading.Event) -> tuple[str, int]:
+def run_command(
+    spec: specmod.RunSpec,
+    run_dir: Path,
+    log: IO[bytes],
+    echo: IO[bytes] | None,
+    stop_event: threading.Event,
+) -> tuple[str, int]:
     """Run spec.command (no shell) and wait; its output goes to `log` (and `echo`).
 
     Placeholders are filled by runner.spec.format_placeholders ({run_dir} is absolute). The
@@ -147,8 +175,13 @@ def run_command(spec: specmod.RunSpec, run_dir: Path, log: IO[bytes], echo: IO[b
     argv = specmod.format_placeholders(spec.command or [], spec, str(Path(run_dir).resolve()))
     env = dict(os.environ, PYTHONUNBUFFERED="1", TUNETOP_RUN_DIR=str(Path(run_dir).resolve()))
     try:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
     except OSError as e:
         msg = f"runner: cannot start {argv[0]!r}: {e}\n".encode()
         log.write(msg)
@@ -229,16 +262,24 @@ def device_slots(base: specmod.RunSpec, nproc: int) -> list[str | None]:
 
 
 class Study:
-    def __init__(self, study: specmod.StudySpec, out: Path, *, nproc: int = 1,
-                 remedy: dict[str, Any] | None = None, grace: float = GRACE_SECONDS) -> None:
+    def __init__(
+        self,
+        study: specmod.StudySpec,
+        out: Path,
+        *,
+        nproc: int = 1,
+        remedy: dict[str, Any] | None = None,
+        grace: float = GRACE_SECONDS,
+    ) -> None:
         self.spec = study
         self.nproc = nproc
         self.remedy = remedy
         self.grace = grace
         overrides = search.trials(study)
         specs = search.trial_specs(study)  # a SpecError here: nothing has been written yet
-        self.trials = [Trial(i, s, o) for i, (s, o) in enumerate(zip(specs, overrides,
-                                                                      strict=True))]
+        self.trials = [
+            Trial(i, s, o) for i, (s, o) in enumerate(zip(specs, overrides, strict=True))
+        ]
         self.dir = new_run_dir(Path(out), study.study.name)
         self.stop_signum = 0
         self.started = time.time()
@@ -247,14 +288,26 @@ class Study:
         self.save()
 
     def save(self) -> None:
-        write_json_atomic(self.dir / "study.json", {
-            "spec": specmod.to_dict(self.spec),
-            "trials": [{"dir": f"t{t.index:03d}", "overrides": t.overrides, "status": t.status,
-                        "exit_code": t.exit_code} for t in self.trials],
-            "status": self.status, "pid": os.getpid(), "started": self.started,
-            "ended": None if self.status == "running" else time.time(),
-            "remedy": self.remedy,
-        })
+        write_json_atomic(
+            self.dir / "study.json",
+            {
+                "spec": specmod.to_dict(self.spec),
+                "trials": [
+                    {
+                        "dir": f"t{t.index:03d}",
+                        "overrides": t.overrides,
+                        "status": t.status,
+                        "exit_code": t.exit_code,
+                    }
+                    for t in self.trials
+                ],
+                "status": self.status,
+                "pid": os.getpid(),
+                "started": self.started,
+                "ended": None if self.status == "running" else time.time(),
+                "remedy": self.remedy,
+            },
+        )
 
     def request_stop(self, signum: int, _frame: object = None) -> None:
         self.stop_signum = signum
@@ -265,8 +318,9 @@ class Study:
         env = dict(os.environ)
         if cuda is not None:
             env["CUDA_VISIBLE_DEVICES"] = cuda
-        trial.proc = spawn(trial_argv(trial.dir, self.nproc, self.remedy),
-                           trial.dir / "output.log", env)
+        trial.proc = spawn(
+            trial_argv(trial.dir, self.nproc, self.remedy), trial.dir / "output.log", env
+        )
         trial.slot, trial.status = slot, "running"
         print(f"started {trial.dir.name} {trial.overrides} (pid {trial.proc.pid})", flush=True)
         self.save()
@@ -298,8 +352,9 @@ class Study:
                         continue
                     stopping.add(trial.index)
                     assert trial.proc is not None
-                    threading.Thread(target=stop_group, args=(trial.proc, self.grace),
-                                     daemon=True).start()
+                    threading.Thread(
+                        target=stop_group, args=(trial.proc, self.grace), daemon=True
+                    ).start()
             if not running:
                 break
             try:
@@ -314,8 +369,9 @@ class Study:
     def reap(self, trial: Trial) -> None:
         assert trial.proc is not None and trial.dir is not None
         returncode = trial.proc.wait()
-        settle_record(trial.dir, trial.spec, returncode, bool(self.stop_signum),
-                      trial.proc.pid, self.remedy)
+        settle_record(
+            trial.dir, trial.spec, returncode, bool(self.stop_signum), trial.proc.pid, self.remedy
+        )
         try:
             record = read_json(trial.dir / "run.json")
             trial.status, trial.exit_code = record["status"], record["exit_code"]
@@ -335,13 +391,13 @@ class Study:
         return code
 
 
-def run_study(study: specmod.StudySpec, out: Path, *, nproc: int = 1,
-              remedy: dict[str, Any] | None = None) -> int:
+def run_study(
+    study: specmod.StudySpec, out: Path, *, nproc: int = 1, remedy: dict[str, Any] | None = None
+) -> int:
     """Run every trial of `study` under OUT; prints the study folder first. The exit code."""
     s = Study(study, out, nproc=nproc, remedy=remedy)
     print(s.dir, flush=True)
-    previous = {sig: signal.signal(sig, s.request_stop) for sig in (signal.SIGTERM,
-                                                                    signal.SIGINT)}
+    previous = {sig: signal.signal(sig, s.request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         code = s.run()
     finally:

@@ -130,8 +130,9 @@ def clip_(grads: list[torch.Tensor], norm: torch.Tensor, clip_norm: float) -> No
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, work: workloads.Workload, device: torch.device,
-             precision: str) -> tuple[float, float | None]:
+def evaluate(
+    model: nn.Module, work: workloads.Workload, device: torch.device, precision: str
+) -> tuple[float, float | None]:
     """Mean validation loss (and accuracy, when the workload has it) over eval_batches()."""
     model.eval()
     loss_sum, acc_sum, n = 0.0, 0.0, 0
@@ -176,9 +177,13 @@ class StepLog:
         self.last_flush = time.monotonic()
         n = len(self.steps)
         dev = self.losses[0].device if self.losses else torch.device("cpu")
-        values = torch.stack(
-            [torch.stack(self.losses).float().reshape(n), torch.stack(self.norms).float()]
-        ) if n else torch.zeros(2, 0, device=dev)
+        values = (
+            torch.stack(
+                [torch.stack(self.losses).float().reshape(n), torch.stack(self.norms).float()]
+            )
+            if n
+            else torch.zeros(2, 0, device=dev)
+        )
         stop = bool(stop_flag)
         if world > 1:
             flag = torch.full((2, 1), float(stop_flag), device=values.device)
@@ -191,8 +196,9 @@ class StepLog:
         losses, norms = values.cpu().tolist()  # the one host sync of the flush
         rows = [
             {"step": s, "time": t, "loss": loss, "grad_norm": norm, "lr": lr}
-            for s, t, loss, norm, lr in zip(self.steps, self.times, losses, norms, self.lrs,
-                                            strict=True)
+            for s, t, loss, norm, lr in zip(
+                self.steps, self.times, losses, norms, self.lrs, strict=True
+            )
         ]
         self.steps, self.times, self.lrs, self.losses, self.norms = [], [], [], [], []
         return rows, stop
@@ -203,8 +209,14 @@ class StepLog:
 # ------------------------------------------------------------------------------------------
 
 
-def train(spec: RunSpec, run_dir: Path, *, resume: bool = False, stop: Stop | None = None,
-          print_fn: Any = print) -> Result:
+def train(
+    spec: RunSpec,
+    run_dir: Path,
+    *,
+    resume: bool = False,
+    stop: Stop | None = None,
+    print_fn: Any = print,
+) -> Result:
     """Train `spec` into `run_dir` (which holds run.json already); returns how it ended."""
     stop = stop or Stop()
     run_dir = Path(run_dir)
@@ -225,8 +237,13 @@ def train(spec: RunSpec, run_dir: Path, *, resume: bool = False, stop: Stop | No
 
     # ---- model, data, optimizer ----
     torch.manual_seed(spec.seed)  # the model's initialization follows the seed
-    work = workloads.build(spec.workload or "", batch_size=spec.batch_size // world,
-                           seed=spec.seed, device=device, options=spec.workload_options)
+    work = workloads.build(
+        spec.workload or "",
+        batch_size=spec.batch_size // world,
+        seed=spec.seed,
+        device=device,
+        options=spec.workload_options,
+    )
     raw_model = work.model.to(device)
     optimizer = build_optimizer(raw_model.parameters(), spec.optimizer)
     scaler = torch.amp.GradScaler(device.type) if spec.precision == "fp16" else None
@@ -258,11 +275,17 @@ def train(spec: RunSpec, run_dir: Path, *, resume: bool = False, stop: Stop | No
     metrics = MetricsWriter(run_dir) if master else None
 
     def state_at(step: int) -> dict[str, Any]:
-        return {"step": step, "model": raw_model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scaler": scaler.state_dict() if scaler is not None else None,
-                "best_val_loss": best_val, "best_step": best_step,
-                "rng": checkpoint.rng_state(), "spec": to_dict(spec), "world_size": world}
+        return {
+            "step": step,
+            "model": raw_model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scaler": scaler.state_dict() if scaler is not None else None,
+            "best_val_loss": best_val,
+            "best_step": best_step,
+            "rng": checkpoint.rng_state(),
+            "spec": to_dict(spec),
+            "world_size": world,
+        }
 
     def save(which: str, step: int) -> None:
         if master and spec.checkpoint_every > 0:  # checkpoint_every = 0: none at all
@@ -270,8 +293,10 @@ def train(spec: RunSpec, run_dir: Path, *, resume: bool = False, stop: Stop | No
             metrics.sync()  # the rows this checkpoint vouches for are on disk first
             checkpoint.save(run_dir, which, state_at(step))
 
-    log(f"training {spec.workload} for {total} steps on {device} ({spec.precision}"
-        f"{', compiled' if spec.compile else ''}{f', {world} processes' if world > 1 else ''})")
+    log(
+        f"training {spec.workload} for {total} steps on {device} ({spec.precision}"
+        f"{', compiled' if spec.compile else ''}{f', {world} processes' if world > 1 else ''})"
+    )
     steplog = StepLog()
     t0, step0 = time.monotonic(), start
     result = Result("finished", EXIT_FINISHED, start - 1, best_val, best_step)
@@ -314,11 +339,13 @@ def train(spec: RunSpec, run_dir: Path, *, resume: bool = False, stop: Stop | No
             #    DDP process takes part in the same collectives
             is_last = step == total - 1
             is_eval = (step + 1) % spec.eval_every == 0 or is_last
-            is_ckpt = spec.checkpoint_every > 0 and ((step + 1) % spec.checkpoint_every == 0
-                                                     or is_last)
+            is_ckpt = spec.checkpoint_every > 0 and (
+                (step + 1) % spec.checkpoint_every == 0 or is_last
+            )
             due = (step + 1) % FLUSH_EVERY == 0 or (
-                world == 1 and (stop.signum or
-                                time.monotonic() - steplog.last_flush > FLUSH_SECONDS))
+                world == 1
+                and (stop.signum or time.monotonic() - steplog.last_flush > FLUSH_SECONDS)
+            )
             if not (due or is_eval or is_ckpt or is_last):
                 continue
             rows, stopping = steplog.take(world, bool(stop.signum))
@@ -333,12 +360,15 @@ def train(spec: RunSpec, run_dir: Path, *, resume: bool = False, stop: Stop | No
                     r["clipped"] = 0
             if metrics is not None:
                 metrics.write(rows)
-            if rows and any((r["step"] + 1) % PROGRESS_EVERY == 0 or r["step"] == total - 1
-                            for r in rows):
+            if rows and any(
+                (r["step"] + 1) % PROGRESS_EVERY == 0 or r["step"] == total - 1 for r in rows
+            ):
                 r = rows[-1]
                 rate = (r["step"] + 1 - step0) / max(time.monotonic() - t0, 1e-9)
-                log(f"step {r['step']}/{total} | loss {r['loss']:.4f} | "
-                    f"grad_norm {r['grad_norm']:.4f} | lr {r['lr']:.3e} | {rate:.1f} steps/s")
+                log(
+                    f"step {r['step']}/{total} | loss {r['loss']:.4f} | "
+                    f"grad_norm {r['grad_norm']:.4f} | lr {r['lr']:.3e} | {rate:.1f} steps/s"
+                )
             if bad is not None:
                 step_bad = rows[-1]["step"]
                 log(f"diverged: loss {rows[-1]['loss']} at step {step_bad}")

@@ -99,8 +99,9 @@ def resolve(ref: str) -> Callable[..., Any]:
     return factory
 
 
-def build(ref: str, *, batch_size: int, seed: int, device: torch.device,
-          options: dict[str, Any]) -> Workload:
+def build(
+    ref: str, *, batch_size: int, seed: int, device: torch.device, options: dict[str, Any]
+) -> Workload:
     """Call the factory and check what it returned against the protocol."""
     made = resolve(ref)(batch_size=batch_size, seed=seed, device=device, **options)
     get = made.get if isinstance(made, dict) else lambda k, d=None: getattr(made, k, d)
@@ -109,8 +110,9 @@ def build(ref: str, *, batch_size: int, seed: int, device: torch.device,
         raise WorkloadError(f"workload {ref!r} returned no {', '.join(missing)}")
     if not isinstance(get("model"), nn.Module):
         raise WorkloadError(f"workload {ref!r}: model is not a torch.nn.Module")
-    return Workload(get("model"), get("train_batch"), get("eval_batches"), get("loss_fn"),
-                    get("accuracy"))
+    return Workload(
+        get("model"), get("train_batch"), get("eval_batches"), get("loss_fn"), get("accuracy")
+    )
 
 
 def classification_accuracy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -11,9 +11,17 @@ from torch import nn
 from runner.workloads import Batch, Workload, classification_accuracy
 
 
-def digits_mlp(*, batch_size: int, seed: int, device: torch.device, hidden: int = 128,
-               depth: int = 2, dropout: float = 0.0, val_fraction: float = 0.2,
-               **_: Any) -> Workload:
+def digits_mlp(
+    *,
+    batch_size: int,
+    seed: int,
+    device: torch.device,
+    hidden: int = 128,
+    depth: int = 2,
+    dropout: float = 0.0,
+    val_fraction: float = 0.2,
+    **_: Any,
+) -> Workload:
     from sklearn.datasets import load_digits  # deferred: sklearn is slow to import
 
     data = load_digits()

@@ -69,9 +69,18 @@ class TinyResNet(nn.Module):
         return self.head(h.mean((2, 3)))
 
 
-def tiny_resnet(*, batch_size: int, seed: int, device: torch.device, channels: int = 16,
-                blocks: int = 2, outlier_every: int = 25, outlier_scale: float = 8.0,
-                data_seed: int = 0, **_: Any) -> Workload:
+def tiny_resnet(
+    *,
+    batch_size: int,
+    seed: int,
+    device: torch.device,
+    channels: int = 16,
+    blocks: int = 2,
+    outlier_every: int = 25,
+    outlier_scale: float = 8.0,
+    data_seed: int = 0,
+    **_: Any,
+) -> Workload:
     val_x, val_y = make_images(512, torch.Generator().manual_seed(10_000 + data_seed))
     val_x, val_y = val_x.to(device), val_y.to(device)
     model = TinyResNet(channels, blocks)

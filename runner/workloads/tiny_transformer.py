@@ -25,12 +25,13 @@ from runner.workloads import Batch, Workload, classification_accuracy
 SEP = 0
 
 
-def make_sequences(n: int, length: int, vocab: int,
-                   generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def make_sequences(
+    n: int, length: int, vocab: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     tokens = torch.randint(1, vocab, (n, length), generator=generator)
     seq = torch.cat([tokens, torch.full((n, 1), SEP), tokens.flip(1)], 1)
     x, y = seq[:, :-1], seq[:, 1:].clone()
-    y[:, : length] = -100  # the first half and the separator are not predictable
+    y[:, :length] = -100  # the first half and the separator are not predictable
     return x, y
 
 
@@ -46,8 +47,9 @@ class Block(nn.Module):
     def attn(self, x: torch.Tensor) -> torch.Tensor:
         b, t, d = x.shape
         q, k, v = self.qkv(x).view(b, t, 3, self.heads, d // self.heads).unbind(2)
-        y = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2),
-                                           v.transpose(1, 2), is_causal=True)
+        y = F.scaled_dot_product_attention(
+            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True
+        )
         return self.proj(y.transpose(1, 2).reshape(b, t, d))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -59,8 +61,9 @@ class Block(nn.Module):
 
 
 class TinyTransformer(nn.Module):
-    def __init__(self, vocab: int, context: int, d: int, layers: int, heads: int,
-                 pre_ln: bool) -> None:
+    def __init__(
+        self, vocab: int, context: int, d: int, layers: int, heads: int, pre_ln: bool
+    ) -> None:
         super().__init__()
         self.tok = nn.Embedding(vocab, d)
         self.pos = nn.Parameter(torch.randn(context, d) / math.sqrt(d))
@@ -77,12 +80,24 @@ def _loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), ignore_index=-100)
 
 
-def tiny_transformer(*, batch_size: int, seed: int, device: torch.device, length: int = 8,
-                     vocab: int = 16, d_model: int = 64, layers: int = 2, heads: int = 4,
-                     pre_ln: bool = False, data_seed: int = 0, **_: Any) -> Workload:
+def tiny_transformer(
+    *,
+    batch_size: int,
+    seed: int,
+    device: torch.device,
+    length: int = 8,
+    vocab: int = 16,
+    d_model: int = 64,
+    layers: int = 2,
+    heads: int = 4,
+    pre_ln: bool = False,
+    data_seed: int = 0,
+    **_: Any,
+) -> Workload:
     model = TinyTransformer(vocab, 2 * length + 1, d_model, layers, heads, pre_ln)
-    val_x, val_y = make_sequences(512, length, vocab,
-                                  torch.Generator().manual_seed(10_000 + data_seed))
+    val_x, val_y = make_sequences(
+        512, length, vocab, torch.Generator().manual_seed(10_000 + data_seed)
+    )
     val_x, val_y = val_x.to(device), val_y.to(device)
 
     def train_batch(step: int, generator: torch.Generator) -> Batch:

@@ -31,12 +31,19 @@ from runner.train import autocast_for, pick_device, train
 
 
 def make_spec(args: argparse.Namespace, steps: int) -> specmod.RunSpec:
-    spec = specmod.from_dict({
-        "workload": args.workload, "max_train_steps": steps, "batch_size": args.batch_size,
-        "device": args.device, "precision": args.precision, "eval_every": steps,
-        "checkpoint_every": 0, "optimizer": {"name": args.optimizer, "lr": args.lr},
-        "schedule": {"kind": "cosine"},
-    })
+    spec = specmod.from_dict(
+        {
+            "workload": args.workload,
+            "max_train_steps": steps,
+            "batch_size": args.batch_size,
+            "device": args.device,
+            "precision": args.precision,
+            "eval_every": steps,
+            "checkpoint_every": 0,
+            "optimizer": {"name": args.optimizer, "lr": args.lr},
+            "schedule": {"kind": "cosine"},
+        }
+    )
     assert isinstance(spec, specmod.RunSpec)
     return spec
 
@@ -51,8 +58,9 @@ def bare(spec: specmod.RunSpec) -> float:
     t0 = time.perf_counter()
     device = pick_device(spec.device)
     torch.manual_seed(spec.seed)
-    work = workloads.build(spec.workload or "", batch_size=spec.batch_size, seed=spec.seed,
-                           device=device, options={})
+    work = workloads.build(
+        spec.workload or "", batch_size=spec.batch_size, seed=spec.seed, device=device, options={}
+    )
     model = work.model.to(device)
     opt = build_optimizer(model.parameters(), spec.optimizer)
     gen = torch.Generator().manual_seed(spec.seed)
@@ -100,8 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     b, r = statistics.median(times["bare"]), statistics.median(times["runner"])
     device = pick_device(args.device)
     what = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    print(f"workload {args.workload} | {what} {args.precision} | batch {args.batch_size} | "
-          f"{args.steps} steps x {args.repeats}")
+    print(
+        f"workload {args.workload} | {what} {args.precision} | batch {args.batch_size} | "
+        f"{args.steps} steps x {args.repeats}"
+    )
     print(f"bare loop   {b * 1e3:8.3f} ms/step")
     print(f"runner      {r * 1e3:8.3f} ms/step")
     print(f"overhead    {100 * (r - b) / b:+8.2f} %  (target <= 3%)")

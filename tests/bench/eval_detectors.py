@@ -26,8 +26,13 @@ import evalset_eval  # noqa: E402
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--fresh", type=int, nargs="*", default=[],
-                    help="also generate and score held-out sets with these seeds")
+    ap.add_argument(
+        "--fresh",
+        type=int,
+        nargs="*",
+        default=[],
+        help="also generate and score held-out sets with these seeds",
+    )
     args = ap.parse_args()
     sets: list[tuple[str, Path]] = [("committed (seed 0)", evalset_eval.COMMITTED)]
     tmp = Path(tempfile.mkdtemp(prefix="tunetop-evalset-"))

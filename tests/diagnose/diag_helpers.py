@@ -58,10 +58,21 @@ def store_of(rows: Rows) -> RunStore:
     return st
 
 
-def run_of(rows: Rows, total_steps: int | None = None, hparams: dict[str, Any] | None = None,
-           run_id: str = "r", status: str = "finished") -> Run:
+def run_of(
+    rows: Rows,
+    total_steps: int | None = None,
+    hparams: dict[str, Any] | None = None,
+    run_id: str = "r",
+    status: str = "finished",
+) -> Run:
     rj = {"status": status}
     if total_steps:
         rj["total_steps"] = total_steps
-    return Run(id=run_id, path=Path(run_id), format="jsonl", hparams=dict(hparams or {}),
-               store=store_of(rows), run_json=rj)
+    return Run(
+        id=run_id,
+        path=Path(run_id),
+        format="jsonl",
+        hparams=dict(hparams or {}),
+        store=store_of(rows),
+        run_json=rj,
+    )

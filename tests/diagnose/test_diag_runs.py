@@ -54,7 +54,8 @@ def test_no_spike_on_fast_drop_noise_or_step_decay() -> None:
     t = np.arange(1500)
     fast = 3.0 * np.exp(-t / 15) + 0.05
     step_decay = np.where(t < 500, 1.0, np.where(t < 1000, 0.3, 0.1)) * np.exp(
-        0.02 * rng.normal(size=t.shape[0]))
+        0.02 * rng.normal(size=t.shape[0])
+    )
     noisy = 0.2 * np.exp(0.5 * rng.normal(size=t.shape[0]))  # small-batch noise
     for v in (fast, step_decay, noisy):
         assert "loss_spike" not in _kinds(_loss_rows(v))
@@ -77,12 +78,10 @@ def test_unstable_training_step_and_phase() -> None:
     t = np.arange(2000)
     v = np.where(t < 800, 2.0 * np.exp(-t / 200) + 0.2, 0.2 + 0.0015 * (t - 800))
     v = v * np.exp(0.03 * rng.normal(size=t.shape[0]))
-    found = [f for f in diagnose_run(run_of(_loss_rows(v), 2000))
-             if f.kind == "unstable_training"]
+    found = [f for f in diagnose_run(run_of(_loss_rows(v), 2000)) if f.kind == "unstable_training"]
     assert len(found) == 1
     assert abs(found[0].step - 800) <= 120 and found[0].evidence["phase"] == "mid"
-    early = [f for f in diagnose_run(run_of(_loss_rows(v), 20000))
-             if f.kind == "unstable_training"]
+    early = [f for f in diagnose_run(run_of(_loss_rows(v), 20000)) if f.kind == "unstable_training"]
     assert early[0].evidence["phase"] == "early"
 
 
@@ -109,8 +108,10 @@ def test_clipping_from_hparams_when_not_logged() -> None:
     found = diagnose_run(run_of(rows, hparams={"max_grad_norm": 1.0}))
     clip = [f for f in found if f.kind == "clipping_too_aggressive"]
     assert clip and clip[0].evidence["fraction"] == 1.0 and clip[0].severity == "warning"
-    assert not any(f.kind == "clipping_too_aggressive"
-                   for f in diagnose_run(run_of(rows, hparams={"clip_norm": 10.0})))
+    assert not any(
+        f.kind == "clipping_too_aggressive"
+        for f in diagnose_run(run_of(rows, hparams={"clip_norm": 10.0}))
+    )
 
 
 def test_best_point_and_r3() -> None:
@@ -144,8 +145,10 @@ def test_warmup_from_hparams_and_series() -> None:
     warm = [f for f in diagnose_run(run_of(rows, 1000)) if f.kind == "warmup_too_long"]
     assert len(warm) == 1 and warm[0].severity == "info"
     assert warm[0].evidence["source"] == "lr series" and warm[0].evidence["warmup_steps"] == 70
-    hp = [f for f in diagnose_run(run_of(make_rows(1000, seed=7), 1000,
-                                        {"schedule.warmup_steps": 200}))
-          if f.kind == "warmup_too_long"]
+    hp = [
+        f
+        for f in diagnose_run(run_of(make_rows(1000, seed=7), 1000, {"schedule.warmup_steps": 200}))
+        if f.kind == "warmup_too_long"
+    ]
     assert hp[0].severity == "warning" and hp[0].evidence["source"] == "hparams"
     assert "warmup_too_long" not in _kinds(make_rows(1000, seed=7, warmup=40), 1000)

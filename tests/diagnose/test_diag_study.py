@@ -13,16 +13,24 @@ from tui.diagnose.study import adjust_run_findings, diagnose_study, is_infeasibl
 from tui.logs.model import Run, Study
 
 
-def trial(run_id: str, final_val: float, *, blowup: bool = False, nan: bool = False,
-          hparams: dict | None = None, n: int = 300, best_at: int | None = None,
-          status: str = "finished") -> Run:
+def trial(
+    run_id: str,
+    final_val: float,
+    *,
+    blowup: bool = False,
+    nan: bool = False,
+    hparams: dict | None = None,
+    n: int = 300,
+    best_at: int | None = None,
+    status: str = "finished",
+) -> Run:
     """A trial whose val loss falls to `final_val` (or bottoms at `best_at`)."""
     t = np.arange(n)
     loss = 2.0 * np.exp(-t / 50) + final_val
     if blowup:
-        loss[n // 2: n // 2 + 5] = 50.0  # above 5x the first value, then back
+        loss[n // 2 : n // 2 + 5] = 50.0  # above 5x the first value, then back
     if nan:
-        loss[n // 2:] = np.nan
+        loss[n // 2 :] = np.nan
     rows = [(int(i), float(i), {"loss": float(v)}) for i, v in zip(t, loss, strict=True)]
     for s in range(19, n, 20):
         v = final_val + 1.0 * np.exp(-s / 50)
@@ -36,10 +44,11 @@ def study(runs: list[Run], swept: dict) -> Study:
     return Study(id="s", path=Path("s"), runs=runs, swept=swept)
 
 
-def lr_study(vals: list[float], finals: list[float], bad: set[int] = frozenset(),
-             **kw) -> Study:
-    runs = [trial(f"t{i}", f, nan=i in bad, hparams={"lr": v, **kw}) for i, (v, f)
-            in enumerate(zip(vals, finals, strict=True))]
+def lr_study(vals: list[float], finals: list[float], bad: set[int] = frozenset(), **kw) -> Study:
+    runs = [
+        trial(f"t{i}", f, nan=i in bad, hparams={"lr": v, **kw})
+        for i, (v, f) in enumerate(zip(vals, finals, strict=True))
+    ]
     return study(runs, {"lr": vals})
 
 
@@ -68,12 +77,14 @@ def test_boundary_high_and_low() -> None:
     assert f[0].severity == "warning" and "R5" in f[0].message
     v = diagnose_study(lr_study([1e-4, 1e-3, 1e-2], [0.1, 0.4, 0.5]), {})
     assert [x.evidence["side"] for x in v.findings if x.kind == "best_at_search_boundary"] == [
-        "low"]
+        "low"
+    ]
 
 
 def test_boundary_needs_three_values_one_param_and_no_remedy() -> None:
     assert "best_at_search_boundary" not in kinds(
-        diagnose_study(lr_study([1e-4, 1e-2], [0.5, 0.2]), {}))
+        diagnose_study(lr_study([1e-4, 1e-2], [0.5, 0.2]), {})
+    )
     s = lr_study([1e-4, 1e-3, 1e-2], [0.5, 0.4, 0.2])
     s.swept["beta1"] = [0.9, 0.95, 0.99]
     assert "best_at_search_boundary" not in kinds(diagnose_study(s, {}))
@@ -81,8 +92,9 @@ def test_boundary_needs_three_values_one_param_and_no_remedy() -> None:
     for r in s.runs:
         r.run_json["remedy"] = {"kind": "warmup", "source": "x"}
     assert "best_at_search_boundary" not in kinds(diagnose_study(s, {}))
-    rep = study([trial(f"t{i}", 0.2 + i / 10, hparams={"seed": i}) for i in range(3)],
-                {"seed": [0, 1, 2]})
+    rep = study(
+        [trial(f"t{i}", 0.2 + i / 10, hparams={"seed": i}) for i in range(3)], {"seed": [0, 1, 2]}
+    )
     assert "best_at_search_boundary" not in kinds(diagnose_study(rep, {}))
 
 
@@ -140,10 +152,13 @@ def test_tuning_budget() -> None:
     f = [x for x in v.findings if x.kind == "tuning_budget"]
     assert len(f) == 1 and f[0].severity == "info" and f[0].evidence["supported"] == ["lr"]
     assert "English" in f[0].message and "R8" in f[0].message
-    runs = [trial(f"t{i}", 0.2, hparams={"lr": 1e-3 * (1 + i), "beta2": 0.9 + i / 1000})
-            for i in range(12)]
-    s = study(runs, {"lr": [r.hparams["lr"] for r in runs],
-                     "beta2": [r.hparams["beta2"] for r in runs]})
+    runs = [
+        trial(f"t{i}", 0.2, hparams={"lr": 1e-3 * (1 + i), "beta2": 0.9 + i / 1000})
+        for i in range(12)
+    ]
+    s = study(
+        runs, {"lr": [r.hparams["lr"] for r in runs], "beta2": [r.hparams["beta2"] for r in runs]}
+    )
     f = next(x for x in diagnose_study(s, {}).findings if x.kind == "tuning_budget")
     assert f.evidence["supported"] == ["lr", "beta1"] and f.evidence["over_budget"] == ["beta2"]
     sgd = lr_study([1e-4, 1e-3, 1e-2], [0.5, 0.2, 0.4], optimizer="sgd")
@@ -151,8 +166,10 @@ def test_tuning_budget() -> None:
 
 
 def test_steps_differ_and_batch_size_swept() -> None:
-    runs = [trial(f"t{i}", 0.2, hparams={"lr": 1e-3, "max_train_steps": 300 * (i + 1)})
-            for i in range(2)]
+    runs = [
+        trial(f"t{i}", 0.2, hparams={"lr": 1e-3, "max_train_steps": 300 * (i + 1)})
+        for i in range(2)
+    ]
     v = diagnose_study(study(runs, {"max_train_steps": [300, 600]}), {})
     f = [x for x in v.findings if x.kind == "steps_differ"]
     assert len(f) == 1 and f[0].severity == "warning" and "R2" in f[0].message
@@ -160,8 +177,10 @@ def test_steps_differ_and_batch_size_swept() -> None:
     v = diagnose_study(study(runs, {"batch_size": [32, 64, 96]}), {})
     f = [x for x in v.findings if x.kind == "batch_size_swept"]
     assert len(f) == 1 and f[0].severity == KINDS["batch_size_swept"][1] and "R10" in f[0].message
-    runs = [trial(f"t{i}", 0.2, hparams={"batch_size": 32 * (i + 1), "lr": 1e-3 * (i + 1)})
-            for i in range(3)]
+    runs = [
+        trial(f"t{i}", 0.2, hparams={"batch_size": 32 * (i + 1), "lr": 1e-3 * (i + 1)})
+        for i in range(3)
+    ]
     v = diagnose_study(study(runs, {"batch_size": [32, 64, 96], "lr": [1e-3, 2e-3, 3e-3]}), {})
     assert "batch_size_swept" not in kinds(v)
 

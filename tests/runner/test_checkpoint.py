@@ -43,8 +43,9 @@ def inode(path: Path) -> int | None:
         return None
 
 
-def wait_for(path: Path, proc: subprocess.Popen[bytes], deadline_s: float = 60,
-             old_inode: int | None = None) -> bool:
+def wait_for(
+    path: Path, proc: subprocess.Popen[bytes], deadline_s: float = 60, old_inode: int | None = None
+) -> bool:
     """Until `path` exists as a file other than `old_inode` (os.replace makes a new inode);
     False when the run ended first."""
     deadline = time.monotonic() + deadline_s
@@ -67,9 +68,13 @@ def test_save_atomic_replaces_whole_files(tmp_path: Path) -> None:
 def kill_rounds(tmp_path: Path, rounds: int, steps: int) -> None:
     (tmp_path / "s.toml").write_text(SPEC.format(steps=steps))
     rng = random.Random(0)
-    proc = subprocess.Popen([sys.executable, "-m", "runner", "s.toml", "--out", "out"],
-                            cwd=tmp_path, env=env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runner", "s.toml", "--out", "out"],
+        cwd=tmp_path,
+        env=env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
     assert proc.stdout is not None
     folder = Path(tmp_path / proc.stdout.readline().decode().strip())
     last = folder / "checkpoints" / "last.pt"
@@ -83,9 +88,13 @@ def kill_rounds(tmp_path: Path, rounds: int, steps: int) -> None:
         kills += 1
         state = checkpoint.load(last)  # never a partial file
         assert 0 <= state["step"] < steps
-        proc = subprocess.Popen([sys.executable, "-m", "runner", "--resume", str(folder)],
-                                cwd=tmp_path, env=env(), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "runner", "--resume", str(folder)],
+            cwd=tmp_path,
+            env=env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     assert proc.wait(timeout=300) == 0
     assert kills >= 1
     record = json.loads((folder / "run.json").read_text())
@@ -107,11 +116,16 @@ def test_kill_9_many_rounds(tmp_path: Path) -> None:
 
 
 def test_sigterm_stops_with_a_checkpoint_to_resume(tmp_path: Path) -> None:
-    (tmp_path / "s.toml").write_text(SPEC.format(steps=100_000).replace(
-        "checkpoint_every = 1", "checkpoint_every = 0"))
-    proc = subprocess.Popen([sys.executable, "-m", "runner", "s.toml", "--out", "out"],
-                            cwd=tmp_path, env=env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL)
+    (tmp_path / "s.toml").write_text(
+        SPEC.format(steps=100_000).replace("checkpoint_every = 1", "checkpoint_every = 0")
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runner", "s.toml", "--out", "out"],
+        cwd=tmp_path,
+        env=env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
     assert proc.stdout is not None
     folder = Path(tmp_path / proc.stdout.readline().decode().strip())
     wait_for(folder / "metrics.jsonl", proc)

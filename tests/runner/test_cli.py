@@ -14,8 +14,18 @@ from runner import spec as specmod
 from runner.cli import main
 from runner.rundir import new_run_dir, new_trial_dir, read_metrics
 
-RUN_JSON_KEYS = {"spec", "hparams", "max_train_steps", "total_steps", "status", "pid",
-                 "started", "ended", "exit_code", "remedy"}
+RUN_JSON_KEYS = {
+    "spec",
+    "hparams",
+    "max_train_steps",
+    "total_steps",
+    "status",
+    "pid",
+    "started",
+    "ended",
+    "exit_code",
+    "remedy",
+}
 SMALL = """
 workload = "digits_mlp"
 name = "small"
@@ -32,8 +42,14 @@ post_warmup_steps = 1
 
 def runner(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
-    return subprocess.run([sys.executable, "-m", "runner", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "runner", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def only_folder(out: Path) -> Path:
@@ -41,11 +57,14 @@ def only_folder(out: Path) -> Path:
     return folder
 
 
-@pytest.mark.parametrize(("text", "key"), [
-    ('workload = "digits_mlp"\nlearning_rate = 0.1\n', "learning_rate"),
-    ('workload = "digits_mlp"\n[optimizer]\nlr = "fast"\n', "optimizer.lr"),
-    ('workload = "no_such_workload"\n', "no_such_workload"),
-])
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ('workload = "digits_mlp"\nlearning_rate = 0.1\n', "learning_rate"),
+        ('workload = "digits_mlp"\n[optimizer]\nlr = "fast"\n', "optimizer.lr"),
+        ('workload = "no_such_workload"\n', "no_such_workload"),
+    ],
+)
 def test_bad_spec_exits_2_with_one_line(tmp_path: Path, text: str, key: str) -> None:
     (tmp_path / "bad.toml").write_text(text)
     proc = runner("bad.toml", "--out", "out", cwd=tmp_path)
@@ -63,8 +82,20 @@ def test_missing_spec_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture
 
 def test_run_json_and_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "s.toml").write_text(SMALL)
-    assert main([str(tmp_path / "s.toml"), "--out", str(tmp_path / "out"),
-                 "--remedy", "warmup", "--remedy-source", "runs/x"]) == 0
+    assert (
+        main(
+            [
+                str(tmp_path / "s.toml"),
+                "--out",
+                str(tmp_path / "out"),
+                "--remedy",
+                "warmup",
+                "--remedy-source",
+                "runs/x",
+            ]
+        )
+        == 0
+    )
     folder = only_folder(tmp_path / "out")
     out = capsys.readouterr().out.splitlines()
     assert out[0] == out[-1] == str(folder)  # the folder it wrote, first and last
@@ -112,7 +143,8 @@ def test_divergence_is_a_status_not_a_traceback(tmp_path: Path) -> None:
     (tmp_path / "s.toml").write_text(
         'workload = "digits_mlp"\nmax_train_steps = 200\ndevice = "cpu"\n'
         'checkpoint_every = 0\n[optimizer]\nname = "sgd"\nlr = 1e12\n[schedule]\n'
-        'kind = "constant"\n')
+        'kind = "constant"\n'
+    )
     proc = runner("s.toml", "--out", "out", cwd=tmp_path)
     assert proc.returncode == 3, proc.stderr
     folder = only_folder(tmp_path / "out")
@@ -121,8 +153,10 @@ def test_divergence_is_a_status_not_a_traceback(tmp_path: Path) -> None:
     rows = [r for r in read_metrics(folder) if "loss" in r]
     bad = [r for r in rows if r["loss"] != r["loss"] or abs(r["loss"]) == float("inf")]
     assert bad == [rows[-1]]  # the first bad step is the last row
-    assert "NaN" in (folder / "metrics.jsonl").read_text() or "Infinity" in (
-        folder / "metrics.jsonl").read_text()
+    assert (
+        "NaN" in (folder / "metrics.jsonl").read_text()
+        or "Infinity" in (folder / "metrics.jsonl").read_text()
+    )
     assert "Traceback" not in proc.stderr + (folder / "output.log").read_text()
 
 
@@ -133,12 +167,14 @@ def test_external_command(tmp_path: Path) -> None:
         "lr, out = sys.argv[1], pathlib.Path(sys.argv[2])\n"
         "print('lr is', lr)\n"
         "(out / 'metrics.jsonl').write_text(json.dumps({'step': 0, 'loss': 1.0}) + '\\n')\n"
-        "sys.exit(int(sys.argv[3]))\n")
+        "sys.exit(int(sys.argv[3]))\n"
+    )
     for code, status in ((0, "finished"), (5, "failed")):
         out = tmp_path / f"out{code}"
         (tmp_path / "c.toml").write_text(
             f'command = [{json.dumps(sys.executable)}, "fake_train.py", "{{optimizer.lr}}", '
-            f'"{{run_dir}}", "{code}"]\nname = "cmd"\n[optimizer]\nlr = 0.25\n')
+            f'"{{run_dir}}", "{code}"]\nname = "cmd"\n[optimizer]\nlr = 0.25\n'
+        )
         proc = runner("c.toml", "--out", str(out), cwd=tmp_path)  # cwd: the caller's folder
         assert proc.returncode == code, proc.stderr
         folder = only_folder(out)

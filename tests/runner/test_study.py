@@ -41,8 +41,14 @@ def alive(pid: int) -> bool:
 
 def test_two_trial_study(tmp_path: Path) -> None:
     (tmp_path / "s.toml").write_text(STUDY)
-    proc = subprocess.run([sys.executable, "-m", "runner", "s.toml", "--out", "out"],
-                          cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "runner", "s.toml", "--out", "out"],
+        cwd=tmp_path,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     (study,) = (tmp_path / "out").iterdir()
     assert study.name.startswith("lr_sweep-")
@@ -50,8 +56,10 @@ def test_two_trial_study(tmp_path: Path) -> None:
     assert sorted(p.name for p in study.iterdir()) == ["spec.toml", "study.json", "t000", "t001"]
     summary = json.loads((study / "study.json").read_text())
     assert summary["status"] == "finished"
-    assert [t["overrides"] for t in summary["trials"]] == [{"optimizer.lr": 0.001},
-                                                           {"optimizer.lr": 0.01}]
+    assert [t["overrides"] for t in summary["trials"]] == [
+        {"optimizer.lr": 0.001},
+        {"optimizer.lr": 0.01},
+    ]
     lrs = []
     for trial in ("t000", "t001"):
         record = json.loads((study / trial / "run.json").read_text())
@@ -70,14 +78,20 @@ def test_stopping_a_study_stops_every_process(tmp_path: Path) -> None:
         "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
         "g = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
         "pathlib.Path(sys.argv[1], 'grandchild.pid').write_text(str(g.pid))\n"
-        "time.sleep(600)\n")
+        "time.sleep(600)\n"
+    )
     (tmp_path / "s.toml").write_text(
         f'command = [{json.dumps(sys.executable)}, "stubborn.py", "{{run_dir}}"]\n'
         'name = "stubborn"\n[study]\nname = "st"\nsearch = "list"\n'
-        'list = [{ "seed" = 1 }, { "seed" = 2 }, { "seed" = 3 }]\nparallel = 2\n')
-    proc = subprocess.Popen([sys.executable, "-m", "runner", "s.toml", "--out", "out"],
-                            cwd=tmp_path, env=env(TUNETOP_STOP_GRACE="1"),
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        'list = [{ "seed" = 1 }, { "seed" = 2 }, { "seed" = 3 }]\nparallel = 2\n'
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runner", "s.toml", "--out", "out"],
+        cwd=tmp_path,
+        env=env(TUNETOP_STOP_GRACE="1"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
     assert proc.stdout is not None
     study = tmp_path / proc.stdout.readline().decode().strip()
     pid_files = [study / t / "grandchild.pid" for t in ("t000", "t001")]
@@ -103,10 +117,16 @@ def test_stopping_a_study_stops_every_process(tmp_path: Path) -> None:
 def test_torchrun_two_processes_gloo(tmp_path: Path) -> None:
     (tmp_path / "s.toml").write_text(
         'workload = "digits_mlp"\nname = "ddp"\nmax_train_steps = 12\neval_every = 6\n'
-        'checkpoint_every = 6\ndevice = "cpu"\nbatch_size = 32\n')
-    proc = subprocess.run([sys.executable, "-m", "runner", "s.toml", "--out", "out",
-                           "--nproc", "2"], cwd=tmp_path, env=env(), capture_output=True,
-                          text=True, timeout=180)
+        'checkpoint_every = 6\ndevice = "cpu"\nbatch_size = 32\n'
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "runner", "s.toml", "--out", "out", "--nproc", "2"],
+        cwd=tmp_path,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     (folder,) = (tmp_path / "out").iterdir()
     log = (folder / "output.log").read_text()
     assert proc.returncode == 0, log

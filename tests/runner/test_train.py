@@ -14,7 +14,7 @@ from runner import spec as specmod
 from runner.rundir import EXIT_DIVERGED, read_metrics
 from runner.train import clip_, total_grad_norm, train
 
-CRASHY = '''
+CRASHY = """
 from runner.workloads.digits_mlp import digits_mlp
 
 def crashy(*, crash_at=-1, nan_at=-1, **kw):
@@ -31,12 +31,17 @@ def crashy(*, crash_at=-1, nan_at=-1, **kw):
 
     w.train_batch = train_batch
     return w
-'''
+"""
 
 
 def make_spec(**kw: Any) -> specmod.RunSpec:
-    d: dict[str, Any] = {"workload": "digits_mlp", "max_train_steps": 30, "eval_every": 10,
-                         "checkpoint_every": 10, "device": "cpu"}
+    d: dict[str, Any] = {
+        "workload": "digits_mlp",
+        "max_train_steps": 30,
+        "eval_every": 10,
+        "checkpoint_every": 10,
+        "device": "cpu",
+    }
     d.update(kw)
     spec = specmod.from_dict(d)
     assert isinstance(spec, specmod.RunSpec)
@@ -85,8 +90,7 @@ def test_rows_have_the_design_fields(tmp_path: Path) -> None:
     train_rows = [r for r in rows if "loss" in r]
     eval_rows = [r for r in rows if "val_loss" in r]
     assert [r["step"] for r in train_rows] == list(range(15))
-    assert all(set(r) == {"step", "time", "loss", "grad_norm", "lr", "clipped"}
-               for r in train_rows)
+    assert all(set(r) == {"step", "time", "loss", "grad_norm", "lr", "clipped"} for r in train_rows)
     assert [r["step"] for r in eval_rows] == [4, 9, 14]
     assert all(set(r) == {"step", "time", "val_loss", "val_accuracy"} for r in eval_rows)
     steps = [r["step"] for r in rows]
@@ -110,8 +114,12 @@ def test_best_checkpoint_is_kept_apart(tmp_path: Path) -> None:
 
 def test_divergence_logs_the_bad_step_and_stops(tmp_path: Path) -> None:
     (tmp_path / "crashy.py").write_text(CRASHY)
-    spec = make_spec(workload=f"{tmp_path / 'crashy.py'}:crashy", workload_options={"nan_at": 7},
-                     max_train_steps=100, checkpoint_every=0)
+    spec = make_spec(
+        workload=f"{tmp_path / 'crashy.py'}:crashy",
+        workload_options={"nan_at": 7},
+        max_train_steps=100,
+        checkpoint_every=0,
+    )
     (tmp_path / "r").mkdir()
     result = train(spec, tmp_path / "r", print_fn=lambda *a: None)
     assert (result.status, result.exit_code, result.last_step) == ("diverged", EXIT_DIVERGED, 7)
@@ -126,18 +134,19 @@ def test_resume_gives_the_same_curve(tmp_path: Path, dropout: float) -> None:
     (tmp_path / "crashy.py").write_text(CRASHY)
     ref = f"{tmp_path / 'crashy.py'}:crashy"
     opts = {"dropout": dropout}
-    whole = run(make_spec(workload=ref, workload_options=opts, max_train_steps=40),
-                tmp_path / "whole")
+    whole = run(
+        make_spec(workload=ref, workload_options=opts, max_train_steps=40), tmp_path / "whole"
+    )
 
     broken = tmp_path / "broken"
     broken.mkdir()
-    crash = make_spec(workload=ref, workload_options={**opts, "crash_at": 26},
-                      max_train_steps=40)
+    crash = make_spec(workload=ref, workload_options={**opts, "crash_at": 26}, max_train_steps=40)
     with pytest.raises(RuntimeError, match="simulated crash"):
         train(crash, broken, print_fn=lambda *a: None)
     assert checkpoint.load(broken / "checkpoints" / checkpoint.LAST)["step"] == 19
-    rows = run(make_spec(workload=ref, workload_options=opts, max_train_steps=40), broken,
-               resume=True)
+    rows = run(
+        make_spec(workload=ref, workload_options=opts, max_train_steps=40), broken, resume=True
+    )
     resumed = [r["step"] for r in rows if "loss" in r]
     assert resumed[-20:] == list(range(20, 40))  # appended from the resume step on
     for key in ("loss", "grad_norm", "lr", "val_loss", "val_accuracy"):

@@ -35,8 +35,7 @@ def test_builtin_keeps_the_protocol(name: str) -> None:
     assert 0.0 <= float(w.accuracy(w.model(x1), y1)) <= 1.0
 
 
-def test_user_workloads_by_file_and_module(tmp_path: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_user_workloads_by_file_and_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "my_work.py").write_text(
         "import torch\n"
         "from torch import nn\n"
@@ -47,16 +46,19 @@ def test_user_workloads_by_file_and_module(tmp_path: Path,
         "        return x, scale * x.sum(1, keepdim=True)\n"
         "    return {'model': model, 'train_batch': train_batch,\n"
         "            'eval_batches': lambda: [train_batch(0, torch.Generator())],\n"
-        "            'loss_fn': nn.functional.mse_loss}\n")
-    by_file = workloads.build(f"{tmp_path / 'my_work.py'}:make", batch_size=4, seed=0,
-                              device=CPU, options={"scale": 2.0})
+        "            'loss_fn': nn.functional.mse_loss}\n"
+    )
+    by_file = workloads.build(
+        f"{tmp_path / 'my_work.py'}:make", batch_size=4, seed=0, device=CPU, options={"scale": 2.0}
+    )
     assert by_file.accuracy is None
     monkeypatch.syspath_prepend(str(tmp_path))
     by_module = workloads.build("my_work:make", batch_size=4, seed=0, device=CPU, options={})
     assert isinstance(by_module.model, torch.nn.Linear)
     sys.modules.pop("my_work", None)
-    spec = specmod.from_dict({"workload": "my_work:make", "max_train_steps": 5,
-                              "eval_every": 5, "device": "cpu"})
+    spec = specmod.from_dict(
+        {"workload": "my_work:make", "max_train_steps": 5, "eval_every": 5, "device": "cpu"}
+    )
     assert isinstance(spec, specmod.RunSpec)
     result = train(spec, tmp_path, print_fn=lambda *a: None)
     assert result.status == "finished"
@@ -64,8 +66,9 @@ def test_user_workloads_by_file_and_module(tmp_path: Path,
     assert evals and "val_accuracy" not in evals[0]  # accuracy only where it means something
 
 
-@pytest.mark.parametrize("ref", ["nope", "no.such.module:f", "runner.workloads:nope",
-                                 "/no/such/file.py:f"])
+@pytest.mark.parametrize(
+    "ref", ["nope", "no.such.module:f", "runner.workloads:nope", "/no/such/file.py:f"]
+)
 def test_bad_workload_refs(ref: str) -> None:
     with pytest.raises(workloads.WorkloadError):
         workloads.resolve(ref)
@@ -82,28 +85,41 @@ def final(tmp_path: Path, name: str, **kw: Any) -> tuple[float, float]:
 
 
 def test_digits_mlp_learns(tmp_path: Path) -> None:
-    _, acc = final(tmp_path, "d", workload="digits_mlp", max_train_steps=150, eval_every=150,
-                   optimizer={"name": "adam", "lr": 0.003})
+    _, acc = final(
+        tmp_path,
+        "d",
+        workload="digits_mlp",
+        max_train_steps=150,
+        eval_every=150,
+        optimizer={"name": "adam", "lr": 0.003},
+    )
     assert acc > 0.85
 
 
 @pytest.mark.slow
 def test_tiny_transformer_needs_warmup(tmp_path: Path) -> None:
     # R13 / R18: Adam at lr 0.03 without warmup stalls at chance; 100 warmup steps fix it
-    common: dict[str, Any] = {"workload": "tiny_transformer", "max_train_steps": 600,
-                              "eval_every": 600, "optimizer": {"name": "adam", "lr": 0.03}}
+    common: dict[str, Any] = {
+        "workload": "tiny_transformer",
+        "max_train_steps": 600,
+        "eval_every": 600,
+        "optimizer": {"name": "adam", "lr": 0.03},
+    }
     _, cold = final(tmp_path, "cold", **common, schedule={"kind": "cosine"})
-    _, warm = final(tmp_path, "warm", **common,
-                    schedule={"kind": "cosine", "warmup_steps": 100})
+    _, warm = final(tmp_path, "warm", **common, schedule={"kind": "cosine", "warmup_steps": 100})
     assert cold < 0.3 and warm > 0.95
 
 
 @pytest.mark.slow
 def test_tiny_resnet_clipping_tames_outliers(tmp_path: Path) -> None:
     # R14 / R23: outlier batches wreck unclipped Adam at lr 0.01; clipping near p90 trains
-    common: dict[str, Any] = {"workload": "tiny_resnet", "max_train_steps": 300,
-                              "eval_every": 300, "optimizer": {"name": "adam", "lr": 0.01},
-                              "schedule": {"kind": "constant"}}
+    common: dict[str, Any] = {
+        "workload": "tiny_resnet",
+        "max_train_steps": 300,
+        "eval_every": 300,
+        "optimizer": {"name": "adam", "lr": 0.01},
+        "schedule": {"kind": "constant"},
+    }
     _, free = final(tmp_path, "free", **common)
     _, clipped = final(tmp_path, "clipped", **common, clip_norm=5.0)
     assert clipped > 0.9 and clipped > free + 0.3

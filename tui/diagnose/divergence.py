@@ -71,8 +71,11 @@ class DivergenceDetector:
     def _make(self, kind: str) -> Divergence:
         assert self.exc_start is not None
         return Divergence(
-            self.exc_start, self.exc_step, self.exc_value,
-            self.first if self.first is not None else math.nan, kind,
+            self.exc_start,
+            self.exc_step,
+            self.exc_value,
+            self.first if self.first is not None else math.nan,
+            kind,
             self.nonfinite[1] if self.nonfinite else None,
         )
 

@@ -14,8 +14,16 @@ import numpy as np
 
 from tui.logs.store import RunStore
 
-CLIP_KEYS = ("clip_norm", "clip", "max_grad_norm", "gradient_clip_val", "grad_clip",
-             "clip_grad_norm", "optimizer.clip_norm", "trainer.gradient_clip_val")
+CLIP_KEYS = (
+    "clip_norm",
+    "clip",
+    "max_grad_norm",
+    "gradient_clip_val",
+    "grad_clip",
+    "clip_grad_norm",
+    "optimizer.clip_norm",
+    "trainer.gradient_clip_val",
+)
 AGGRESSIVE = 0.5  # R24
 MIN_UPDATES = 50  # R24 is not judged on fewer updates
 
@@ -72,10 +80,16 @@ def p90(values: np.ndarray) -> float | None:
 
 def clip_stats(store: RunStore, clip_norm: float | None) -> dict[str, Any]:
     """R22-R24 statistics over every point of the run (O(n), computed on demand)."""
-    out: dict[str, Any] = {"grad_norm_count": 0, "p90": None, "suggested_clip_norm": None,
-                           "fraction_above_p90": None, "clip_norm": clip_norm,
-                           "fraction_above_clip_norm": None, "fraction_clipped": None,
-                           "clipped_count": 0}
+    out: dict[str, Any] = {
+        "grad_norm_count": 0,
+        "p90": None,
+        "suggested_clip_norm": None,
+        "fraction_above_p90": None,
+        "clip_norm": clip_norm,
+        "fraction_above_clip_norm": None,
+        "fraction_clipped": None,
+        "clipped_count": 0,
+    }
     if store.has("grad_norm"):
         g = np.asarray(store.series("grad_norm").values, np.float64)
         g = g[np.isfinite(g)]

@@ -122,8 +122,12 @@ class InstabilityDetector:
                     mi = self.argmin_block * b + b // 2
                     last = (j + 1) * b - 1
                     self.found = Rise(
-                        int(steps[mi]), math.exp(self.min), math.exp(self.first),
-                        int(steps[last]), math.exp(s), mi,
+                        int(steps[mi]),
+                        math.exp(self.min),
+                        math.exp(self.first),
+                        int(steps[last]),
+                        math.exp(s),
+                        mi,
                     )
                     break
         self.nblocks = nb

@@ -54,8 +54,10 @@ def block_baselines(
         if cnt[k]:
             m = float(np.median(w))
             med[k] = m
-            sig[k] = max(MAD_TO_SIGMA * float(np.median(np.abs(w - m))),
-                         (float(np.quantile(w, 0.9)) - m) / Q90_TO_SIGMA)
+            sig[k] = max(
+                MAD_TO_SIGMA * float(np.median(np.abs(w - m))),
+                (float(np.quantile(w, 0.9)) - m) / Q90_TO_SIGMA,
+            )
             top[k] = float(w.max())
     idx = np.flatnonzero(full)
     if idx.shape[0]:

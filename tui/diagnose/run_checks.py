@@ -50,8 +50,10 @@ def _g(v: float | None) -> str:
 def _clean(evidence: dict[str, Any]) -> dict[str, Any]:
     """Evidence with non-finite floats as strings ('nan', 'inf'), as JSON shows them, so that
     findings compare equal (NaN != NaN)."""
-    return {k: (repr(v) if isinstance(v, float) and not math.isfinite(v) else v)
-            for k, v in evidence.items()}
+    return {
+        k: (repr(v) if isinstance(v, float) and not math.isfinite(v) else v)
+        for k, v in evidence.items()
+    }
 
 
 def _finding(
@@ -84,8 +86,16 @@ class RunDetectors:
 
     # -- feeding -------------------------------------------------------------------------
     def _reset(self) -> None:
-        for d in (self.spikes, self.grads, self.divergence, self.rise, self.best_val, self.ramp,
-                  self.clip, self.drops):
+        for d in (
+            self.spikes,
+            self.grads,
+            self.divergence,
+            self.rise,
+            self.best_val,
+            self.ramp,
+            self.clip,
+            self.drops,
+        ):
             d.reset()
         self._consumed: dict[str, int] = {}
         self._last_step: dict[str, int] = {}
@@ -108,11 +118,7 @@ class RunDetectors:
     def update(self, store: RunStore) -> list[Finding]:
         """Consume the points not seen before; return the findings new since the last call."""
         series: dict[str, Series] = {n: store.series(n) for n in METRICS if store.has(n)}
-        restart = (
-            store is not self._store
-            or len(store.restarts) != self._restarts
-            or self._dirty
-        )
+        restart = store is not self._store or len(store.restarts) != self._restarts or self._dirty
         for name, s in series.items():
             c = self._consumed.get(name, 0)
             if len(s) < c or (c and int(s.steps[c - 1]) != self._last_step[name]):
@@ -186,19 +192,37 @@ class RunDetectors:
         # R16 divergence
         if div is not None:
             if div.kind == "non-finite" and div.nonfinite_step == div.step:
-                msg = (f"loss became {_g(div.value)} at step {div.step} (first value "
-                       f"{_g(div.first_value)}) — R16: the run diverged; add warmup (w) or "
-                       f"clipping (c); lower the LR only as a last resort (R17)")
+                msg = (
+                    f"loss became {_g(div.value)} at step {div.step} (first value "
+                    f"{_g(div.first_value)}) — R16: the run diverged; add warmup (w) or "
+                    f"clipping (c); lower the LR only as a last resort (R17)"
+                )
             else:
-                tail = (f", then NaN/Inf at step {div.nonfinite_step}"
-                        if div.nonfinite_step is not None else " and stayed up")
-                msg = (f"loss blew up to {_g(div.value)} at step {div.step}, over "
-                       f"{self.divergence.factor:g}x its first value {_g(div.first_value)}"
-                       f"{tail} — R16: the run diverged; add warmup (w) or "
-                       f"clipping (c); lower the LR only as a last resort (R17)")
-            out.append(_finding("divergence", msg, div.step, {
-                "value": div.value, "first_value": div.first_value, "cause": div.kind,
-                "factor": self.divergence.factor, "nonfinite_step": div.nonfinite_step}))
+                tail = (
+                    f", then NaN/Inf at step {div.nonfinite_step}"
+                    if div.nonfinite_step is not None
+                    else " and stayed up"
+                )
+                msg = (
+                    f"loss blew up to {_g(div.value)} at step {div.step}, over "
+                    f"{self.divergence.factor:g}x its first value {_g(div.first_value)}"
+                    f"{tail} — R16: the run diverged; add warmup (w) or "
+                    f"clipping (c); lower the LR only as a last resort (R17)"
+                )
+            out.append(
+                _finding(
+                    "divergence",
+                    msg,
+                    div.step,
+                    {
+                        "value": div.value,
+                        "first_value": div.first_value,
+                        "cause": div.kind,
+                        "factor": self.divergence.factor,
+                        "nonfinite_step": div.nonfinite_step,
+                    },
+                )
+            )
         # R13 loss spikes (the ones that turned into the divergence are part of it)
         for ev in self._spike_events:
             if div is not None:
@@ -207,64 +231,138 @@ class RunDetectors:
                     continue
             phase = self._phase(ev.step)
             how = f"{ev.ratio:.1f}x" if ev.ratio is not None else "far above"
-            msg = (f"loss jumped to {_g(ev.value)} at step {ev.step}, {how} its recent median "
-                   f"{_g(ev.baseline)} ({ev.z:.0f} robust sd) — R13: sudden {phase} instability;"
-                   f" check grad_norm there, consider clipping at p90 (R23) or warmup (R17)")
-            out.append(_finding("loss_spike", msg, ev.step, {
-                "value": ev.value, "baseline": ev.baseline, "ratio": ev.ratio, "z": ev.z,
-                "phase": phase}))
+            msg = (
+                f"loss jumped to {_g(ev.value)} at step {ev.step}, {how} its recent median "
+                f"{_g(ev.baseline)} ({ev.z:.0f} robust sd) — R13: sudden {phase} instability;"
+                f" check grad_norm there, consider clipping at p90 (R23) or warmup (R17)"
+            )
+            out.append(
+                _finding(
+                    "loss_spike",
+                    msg,
+                    ev.step,
+                    {
+                        "value": ev.value,
+                        "baseline": ev.baseline,
+                        "ratio": ev.ratio,
+                        "z": ev.z,
+                        "phase": phase,
+                    },
+                )
+            )
         # R12 rise after a decline
         r = self.rise.found
         if r is not None and not (div is not None and r.confirm_step >= div.step):
             phase = self._phase(r.min_step)
-            what = ("early instability: try warmup (R17-R19)" if phase == "early" else
-                    "mid-training instability: try clipping (R23) or warmup, else a lower LR "
-                    "(R17)")
-            msg = (f"loss rising since step {r.min_step} (smoothed {_g(r.min_value)} -> "
-                   f"{_g(r.confirm_value)} by step {r.confirm_step}) after falling from "
-                   f"{_g(r.first_value)} — R12: {what}")
-            out.append(_finding("unstable_training", msg, r.min_step, {
-                "phase": phase, "min_value": r.min_value, "value": r.confirm_value,
-                "confirmed_step": r.confirm_step, "first_value": r.first_value}))
+            what = (
+                "early instability: try warmup (R17-R19)"
+                if phase == "early"
+                else "mid-training instability: try clipping (R23) or warmup, else a lower LR (R17)"
+            )
+            msg = (
+                f"loss rising since step {r.min_step} (smoothed {_g(r.min_value)} -> "
+                f"{_g(r.confirm_value)} by step {r.confirm_step}) after falling from "
+                f"{_g(r.first_value)} — R12: {what}"
+            )
+            out.append(
+                _finding(
+                    "unstable_training",
+                    msg,
+                    r.min_step,
+                    {
+                        "phase": phase,
+                        "min_value": r.min_value,
+                        "value": r.confirm_value,
+                        "confirmed_step": r.confirm_step,
+                        "first_value": r.first_value,
+                    },
+                )
+            )
         # R14 grad-norm outliers: one finding, counting its episodes
         if self._grad_events:
             ev = self._grad_events[0]
             n = len(self._grad_events)
             steps = [e.step for e in self._grad_events[:20]]
-            msg = (f"grad norm {_g(ev.value)} at step {ev.step} is {ev.ratio or 0:.0f}x the "
-                   f"typical {_g(ev.baseline)}; {n} outlier episode(s); p90 "
-                   f"{_g(self._grad_p90)} — R14: outliers explain instability; clip near p90 "
-                   f"(R23)")
-            out.append(_finding("grad_norm_outlier", msg, ev.step, {
-                "value": ev.value, "baseline": ev.baseline, "ratio": ev.ratio, "z": ev.z,
-                "p90": self._grad_p90, "episodes": n, "steps": steps}))
+            msg = (
+                f"grad norm {_g(ev.value)} at step {ev.step} is {ev.ratio or 0:.0f}x the "
+                f"typical {_g(ev.baseline)}; {n} outlier episode(s); p90 "
+                f"{_g(self._grad_p90)} — R14: outliers explain instability; clip near p90 "
+                f"(R23)"
+            )
+            out.append(
+                _finding(
+                    "grad_norm_outlier",
+                    msg,
+                    ev.step,
+                    {
+                        "value": ev.value,
+                        "baseline": ev.baseline,
+                        "ratio": ev.ratio,
+                        "z": ev.z,
+                        "p90": self._grad_p90,
+                        "episodes": n,
+                        "steps": steps,
+                    },
+                )
+            )
         # R24 clipping share
         frac = self.clip.fraction()
         if frac is not None and frac[1] >= MIN_UPDATES and frac[0] > AGGRESSIVE:
             pct = round(100 * frac[0])
             cn = f" at clip_norm {_g(self.clip_norm)}" if self.clip_norm is not None else ""
-            msg = (f"{pct}% of {frac[1]} updates clipped{cn} — R24: extremely aggressive, a "
-                   f"strange way of lowering the LR; lower the LR instead, or clip near the "
-                   f"grad-norm p90 (R23)")
-            out.append(_finding("clipping_too_aggressive", msg, None, {
-                "fraction": pct / 100, "updates": frac[1], "source": frac[2],
-                "clip_norm": self.clip_norm}))
+            msg = (
+                f"{pct}% of {frac[1]} updates clipped{cn} — R24: extremely aggressive, a "
+                f"strange way of lowering the LR; lower the LR instead, or clip near the "
+                f"grad-norm p90 (R23)"
+            )
+            out.append(
+                _finding(
+                    "clipping_too_aggressive",
+                    msg,
+                    None,
+                    {
+                        "fraction": pct / 100,
+                        "updates": frac[1],
+                        "source": frac[2],
+                        "clip_norm": self.clip_norm,
+                    },
+                )
+            )
         # R3 best step (validation only: the training loss' best is its end in any healthy run)
         b = self.best_val
         last = self._max_step
-        if (b.step is not None and b.count >= MIN_EVALS and total and last is not None
-                and last + 1 >= FINISHED_FRACTION * total):
+        if (
+            b.step is not None
+            and b.count >= MIN_EVALS
+            and total
+            and last is not None
+            and last + 1 >= FINISHED_FRACTION * total
+        ):
             fraction = (b.step + 1) / total
             side = r3_side(fraction)
             if side is not None:
-                advice = ("max_train_steps is likely too high" if side == "early" else
-                          "it would likely benefit from training longer (and re-tuning the "
-                          "decay)")
-                msg = (f"best val_loss {_g(b.value)} at step {b.step}, {fraction:.0%} of "
-                       f"{total} steps — R3: {advice}")
-                out.append(_finding(f"best_step_{side}", msg, b.step, {
-                    "metric": "val_loss", "value": b.value, "fraction": fraction,
-                    "total_steps": total}))
+                advice = (
+                    "max_train_steps is likely too high"
+                    if side == "early"
+                    else "it would likely benefit from training longer (and re-tuning the decay)"
+                )
+                msg = (
+                    f"best val_loss {_g(b.value)} at step {b.step}, {fraction:.0%} of "
+                    f"{total} steps — R3: {advice}"
+                )
+                out.append(
+                    _finding(
+                        f"best_step_{side}",
+                        msg,
+                        b.step,
+                        {
+                            "metric": "val_loss",
+                            "value": b.value,
+                            "fraction": fraction,
+                            "total_steps": total,
+                        },
+                    )
+                )
         # R21 warmup share. A warmup-study trial (R18/R19: warmup W, constant 2W, no base
         # schedule: max_train_steps 0) is all warmup by design; R19 already bounds its W by the
         # baseline's max_train_steps, so its share says nothing.
@@ -280,12 +378,25 @@ class RunDetectors:
                 share = w / total
                 sev = warmup_severity(share)
                 if sev is not None:
-                    msg = (f"warmup of {w:.0f} steps ({source}) is {share:.0%} of {total} total "
-                           f"steps — R21: needing more than 5% warmup suggests increasing "
-                           f"max_train_steps")
-                    out.append(_finding("warmup_too_long", msg, None, {
-                        "warmup_steps": w, "share": round(share, 4), "total_steps": total,
-                        "source": source}, severity=sev))
+                    msg = (
+                        f"warmup of {w:.0f} steps ({source}) is {share:.0%} of {total} total "
+                        f"steps — R21: needing more than 5% warmup suggests increasing "
+                        f"max_train_steps"
+                    )
+                    out.append(
+                        _finding(
+                            "warmup_too_long",
+                            msg,
+                            None,
+                            {
+                                "warmup_steps": w,
+                                "share": round(share, 4),
+                                "total_steps": total,
+                                "source": source,
+                            },
+                            severity=sev,
+                        )
+                    )
         # R7 hand-made piecewise schedule
         schedule = finding_from_drops(self.drops.drops)
         if schedule is not None:

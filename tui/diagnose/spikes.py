@@ -138,10 +138,14 @@ class JumpDetector:
         sustained = above & (run_len >= p.sustained)
         exceeds = exceeds | sustained | level
         elevated = elevated | sustained | level
+
         def half_at(n: int) -> bool:  # point n (in this chunk's y) stands half the bar out
             d0 = y[n - base] - m[n - lo] if n >= lo else y[n - base] - m[0]
-            bar = (0.5 * math.log(p.min_ratio) if self.log_mode
-                   else 0.5 * (p.min_ratio - 1.0) * abs(float(m[max(0, n - lo)])))
+            bar = (
+                0.5 * math.log(p.min_ratio)
+                if self.log_mode
+                else 0.5 * (p.min_ratio - 1.0) * abs(float(m[max(0, n - lo)]))
+            )
             return bool(np.isfinite(d0) and d0 > bar)
 
         out: list[Jump] = []

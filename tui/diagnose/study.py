@@ -28,10 +28,19 @@ LR_NAMES = ("lr", "learning_rate", "optimizer.lr")
 BATCH_NAMES = ("batch_size", "bs", "train_batch_size", "per_device_train_batch_size")
 STEP_NAMES = ("max_train_steps", "max_steps", "total_steps", "num_train_steps")
 ADAM_PARAMS = {  # R8: hyperparameter names -> the Adam hyperparameter they are
-    "lr": "lr", "learning_rate": "lr", "optimizer.lr": "lr",
-    "beta1": "beta1", "optimizer.beta1": "beta1", "adam_beta1": "beta1",
-    "beta2": "beta2", "optimizer.beta2": "beta2", "adam_beta2": "beta2",
-    "eps": "eps", "epsilon": "eps", "optimizer.eps": "eps", "adam_epsilon": "eps",
+    "lr": "lr",
+    "learning_rate": "lr",
+    "optimizer.lr": "lr",
+    "beta1": "beta1",
+    "optimizer.beta1": "beta1",
+    "adam_beta1": "beta1",
+    "beta2": "beta2",
+    "optimizer.beta2": "beta2",
+    "adam_beta2": "beta2",
+    "eps": "eps",
+    "epsilon": "eps",
+    "optimizer.eps": "eps",
+    "adam_epsilon": "eps",
 }
 
 
@@ -89,8 +98,10 @@ def _log_scale(param: str, values: list[float]) -> bool:
     """R5: learning rates on a log scale; so is any positive range spanning 100x or more."""
     if min(values) <= 0:
         return False
-    return param.lower() in LR_NAMES or param.lower().endswith("lr") or max(values) >= 100 * min(
-        values
+    return (
+        param.lower() in LR_NAMES
+        or param.lower().endswith("lr")
+        or max(values) >= 100 * min(values)
     )
 
 
@@ -134,8 +145,9 @@ def diagnose_study(
     best_run = min(objective, key=lambda k: objective[k]) if objective else None
     findings: list[Finding] = []
     param = study.param
-    applies = (param is not None and not study.is_remedy and not study.is_replicate
-               and len(runs) >= 2)
+    applies = (
+        param is not None and not study.is_remedy and not study.is_replicate and len(runs) >= 2
+    )
     values = _numeric(study.swept.get(param, [])) if param is not None else None
     by_id = {r.id: i for i, r in enumerate(runs)}
     if applies and values is not None and len(values) == len(runs) and len(set(values)) >= 3:
@@ -152,8 +164,12 @@ def diagnose_study(
 
 
 def _boundary(
-    study: Study, param: str, values: list[float], best_run: str | None,
-    by_id: dict[str, int], fraction: float,
+    study: Study,
+    param: str,
+    values: list[float],
+    best_run: str | None,
+    by_id: dict[str, int],
+    fraction: float,
 ) -> list[Finding]:
     """R5: the best trial holds the lowest or highest swept value (feasible or not, the whole
     searched range); for quasi-random studies, a value in the outer `fraction` of the range."""
@@ -175,17 +191,36 @@ def _boundary(
         return []
     value = values[by_id[best_run]]
     scale = "log" if log else "linear"
-    msg = (f"best trial {best_run} has {param}={value:g}, the {side}est value searched "
-           f"({min(values):g}..{max(values):g}, {scale} scale) — R5: the search space is suspect;"
-           f" widen it on the {side} side")
-    return [Finding("best_at_search_boundary", msg, None, {
-        "side": side, "param": param, "value": value, "run": best_run, "min": min(values),
-        "max": max(values), "scale": scale})]
+    msg = (
+        f"best trial {best_run} has {param}={value:g}, the {side}est value searched "
+        f"({min(values):g}..{max(values):g}, {scale} scale) — R5: the search space is suspect;"
+        f" widen it on the {side} side"
+    )
+    return [
+        Finding(
+            "best_at_search_boundary",
+            msg,
+            None,
+            {
+                "side": side,
+                "param": param,
+                "value": value,
+                "run": best_run,
+                "min": min(values),
+                "max": max(values),
+                "scale": scale,
+            },
+        )
+    ]
 
 
 def _feasibility_edge(
-    param: str, values: list[float], runs: list[Run], infeasible: list[str],
-    best_run: str | None, by_id: dict[str, int],
+    param: str,
+    values: list[float],
+    runs: list[Run],
+    infeasible: list[str],
+    best_run: str | None,
+    by_id: dict[str, int],
 ) -> list[Finding]:
     """R16: every trial above some value is infeasible, and the best trial sits at the
     largest feasible value."""
@@ -196,13 +231,26 @@ def _feasibility_edge(
     above = [values[by_id[r]] for r in infeasible if values[by_id[r]] > edge]
     if not above or values[by_id[best_run]] != edge:
         return []
-    msg = (f"best trial {best_run} ({param}={edge:g}) is the largest feasible value; every "
-           f"trial from {param}={min(above):g} up diverged — R16: likely an instability that "
-           f"forces a too-small {param}; look at trials at 5-10x for a rise after a descent, "
-           f"then try warmup or clipping (R17)")
-    return [Finding("best_at_feasibility_edge", msg, None, {
-        "param": param, "value": edge, "run": best_run, "first_infeasible": min(above),
-        "infeasible": len(infeasible)})]
+    msg = (
+        f"best trial {best_run} ({param}={edge:g}) is the largest feasible value; every "
+        f"trial from {param}={min(above):g} up diverged — R16: likely an instability that "
+        f"forces a too-small {param}; look at trials at 5-10x for a rise after a descent, "
+        f"then try warmup or clipping (R17)"
+    )
+    return [
+        Finding(
+            "best_at_feasibility_edge",
+            msg,
+            None,
+            {
+                "param": param,
+                "value": edge,
+                "run": best_run,
+                "first_infeasible": min(above),
+                "infeasible": len(infeasible),
+            },
+        )
+    ]
 
 
 def _trial_fraction(run: Run) -> tuple[float, int] | None:
@@ -227,13 +275,25 @@ def _r3_across(feasible: list[Run]) -> list[Finding]:
         return []
     side = sides.pop()
     lo, hi = min(f[0] for f in fr), max(f[0] for f in fr)
-    advice = ("max_train_steps is too high" if side == "early" else
-              "the trials would likely benefit from training longer (and re-tuning the decay)")
+    advice = (
+        "max_train_steps is too high"
+        if side == "early"
+        else "the trials would likely benefit from training longer (and re-tuning the decay)"
+    )
     where = "first 10%" if side == "early" else "last 25%"
-    msg = (f"every trial's best val_loss is in the {where} of training ({lo:.0%}-{hi:.0%}, "
-           f"{len(fr)} trials) — R3: {advice}")
-    return [Finding(f"best_step_{side}", msg, None, {
-        "trials": len(fr), "min_fraction": lo, "max_fraction": hi}, severity="warning")]
+    msg = (
+        f"every trial's best val_loss is in the {where} of training ({lo:.0%}-{hi:.0%}, "
+        f"{len(fr)} trials) — R3: {advice}"
+    )
+    return [
+        Finding(
+            f"best_step_{side}",
+            msg,
+            None,
+            {"trials": len(fr), "min_fraction": lo, "max_fraction": hi},
+            severity="warning",
+        )
+    ]
 
 
 def _adam_like(study: Study) -> bool:
@@ -259,13 +319,22 @@ def _budget(study: Study) -> list[Finding]:
         supported.append("eps")
     swept = sorted({ADAM_PARAMS[k.lower()] for k in study.swept if k.lower() in ADAM_PARAMS})
     over = [p for p in swept if p not in supported]
-    extra = f"; this study also tunes {', '.join(over)}: more than {n} trials support" if over \
-        else ""
-    msg = (f"{n} trials support tuning {' + '.join(supported)} of Adam{extra} — R8: <10 trials "
-           f"lr only, 10-25 +beta1, >25 +beta2, far more +eps (the English playbook swaps the "
-           f"last two: >25 eps, far more beta2)")
-    return [Finding("tuning_budget", msg, None, {
-        "trials": n, "supported": supported, "swept": swept, "over_budget": over})]
+    extra = (
+        f"; this study also tunes {', '.join(over)}: more than {n} trials support" if over else ""
+    )
+    msg = (
+        f"{n} trials support tuning {' + '.join(supported)} of Adam{extra} — R8: <10 trials "
+        f"lr only, 10-25 +beta1, >25 +beta2, far more +eps (the English playbook swaps the "
+        f"last two: >25 eps, far more beta2)"
+    )
+    return [
+        Finding(
+            "tuning_budget",
+            msg,
+            None,
+            {"trials": n, "supported": supported, "swept": swept, "over_budget": over},
+        )
+    ]
 
 
 def _max_steps(run: Run) -> int | None:
@@ -284,8 +353,10 @@ def _steps_differ(study: Study) -> list[Finding]:
     distinct = sorted(set(known.values()))
     if len(distinct) < 2:
         return []
-    msg = (f"trials differ in max_train_steps ({', '.join(str(d) for d in distinct)}) — R2: "
-           f"never tune max_train_steps inside a study; rerun them at one length")
+    msg = (
+        f"trials differ in max_train_steps ({', '.join(str(d) for d in distinct)}) — R2: "
+        f"never tune max_train_steps inside a study; rerun them at one length"
+    )
     return [Finding("steps_differ", msg, None, {"values": distinct, "by_run": known})]
 
 
@@ -295,9 +366,11 @@ def _batch_size_swept(study: Study) -> list[Finding]:
     if len(swept) != 1 or swept[0].lower() not in BATCH_NAMES:
         return []
     values = sorted({v for v in study.swept[swept[0]]}, key=lambda v: (str(type(v)), v))
-    msg = (f"{swept[0]} swept ({', '.join(str(v) for v in values)}) with everything else fixed "
-           f"— R10: batch size is not tuned for validation performance; re-tune the LR and "
-           f"regularization at each batch size")
+    msg = (
+        f"{swept[0]} swept ({', '.join(str(v) for v in values)}) with everything else fixed "
+        f"— R10: batch size is not tuned for validation performance; re-tune the LR and "
+        f"regularization at each batch size"
+    )
     return [Finding("batch_size_swept", msg, None, {"param": swept[0], "values": values})]
 
 
@@ -313,9 +386,14 @@ def adjust_run_findings(
     for run_id, found in run_findings.items():
         if run_id in verdict.infeasible_runs and any_feasible and not study.is_replicate:
             out[run_id] = [
-                replace(f, severity="info", message=f.message + " [info: an infeasible trial "
-                        "of a sweep whose other trials are feasible is expected, R12]")
-                if f.kind == "divergence" and f.severity != "info" else f
+                replace(
+                    f,
+                    severity="info",
+                    message=f.message + " [info: an infeasible trial "
+                    "of a sweep whose other trials are feasible is expected, R12]",
+                )
+                if f.kind == "divergence" and f.severity != "info"
+                else f
                 for f in found
             ]
         else:

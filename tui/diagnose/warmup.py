@@ -16,8 +16,14 @@ WARNING_SHARE = 0.10
 NEAR_ZERO = 0.1  # a ramp starts at or below 10% of its peak
 MIN_RISES = 3  # and rises over at least this many logged points
 
-WARMUP_KEYS = ("warmup_steps", "schedule.warmup_steps", "num_warmup_steps", "warmup",
-               "lr_warmup_steps", "scheduler.warmup_steps")
+WARMUP_KEYS = (
+    "warmup_steps",
+    "schedule.warmup_steps",
+    "num_warmup_steps",
+    "warmup",
+    "lr_warmup_steps",
+    "scheduler.warmup_steps",
+)
 RATIO_KEYS = ("warmup_ratio", "schedule.warmup_ratio")
 
 

@@ -38,21 +38,32 @@ def _num(v: Any) -> float:
 def to_run(rec: dict[str, Any]) -> Run:
     rows = rec["rows"]
     store = RunStore()
-    train = [(s, float(s), {"loss": _num(a), "grad_norm": _num(g), "lr": _num(lr)})
-             for s, a, g, lr in zip(rows["step"], rows["loss"], rows["grad_norm"], rows["lr"],
-                                    strict=True)]
+    train = [
+        (s, float(s), {"loss": _num(a), "grad_norm": _num(g), "lr": _num(lr)})
+        for s, a, g, lr in zip(
+            rows["step"], rows["loss"], rows["grad_norm"], rows["lr"], strict=True
+        )
+    ]
     store.append(ColumnBatch.from_records(train))
     if rows.get("val_step"):
-        val = [(s, float(s), {"val_loss": _num(v)})
-               for s, v in zip(rows["val_step"], rows["val_loss"], strict=True)]
+        val = [
+            (s, float(s), {"val_loss": _num(v)})
+            for s, v in zip(rows["val_step"], rows["val_loss"], strict=True)
+        ]
         store.append(ColumnBatch.from_records(val))
-    return Run(id=rec["name"], path=Path(rec["name"]), format="jsonl",
-               hparams=dict(rec["hparams"]), store=store,
-               run_json={"total_steps": rec["total_steps"], "status": "finished"})
+    return Run(
+        id=rec["name"],
+        path=Path(rec["name"]),
+        format="jsonl",
+        hparams=dict(rec["hparams"]),
+        store=store,
+        run_json={"total_steps": rec["total_steps"], "status": "finished"},
+    )
 
 
-def olmo_spikes(values: np.ndarray, window: int = 128, k: float = 6.0,
-                min_window: int = 32) -> list[int]:
+def olmo_spikes(
+    values: np.ndarray, window: int = 128, k: float = 6.0, min_window: int = 32
+) -> list[int]:
     """OLMo-core's rule: a point above mean + 6 std of the previous 128 values (here from 32
     previous values on, as our detector); consecutive flagged points (within HIT_WINDOW) are
     one finding. Returns the indices where findings start."""
@@ -60,7 +71,7 @@ def olmo_spikes(values: np.ndarray, window: int = 128, k: float = 6.0,
     out: list[int] = []
     last = -(10**9)
     for i in range(min_window, v.shape[0]):
-        w = v[max(0, i - window): i]
+        w = v[max(0, i - window) : i]
         w = w[np.isfinite(w)]
         if w.shape[0] < min_window or not math.isfinite(v[i]):
             continue
@@ -95,8 +106,14 @@ class Score:
         return self.true_findings / self.findings if self.findings else 1.0
 
 
-def _score_spikes(score: Score, name: str, steps: list[int], induced: list[int],
-                  found_idx: list[int], observable: list[bool]) -> None:
+def _score_spikes(
+    score: Score,
+    name: str,
+    steps: list[int],
+    induced: list[int],
+    found_idx: list[int],
+    observable: list[bool],
+) -> None:
     pos = {s: i for i, s in enumerate(steps)}
     idx = [pos[s] for s in induced]
     for s, i, obs in zip(induced, idx, observable, strict=True):
@@ -122,8 +139,8 @@ def recovers(loss: np.ndarray, induced_idx: list[int], factor: float = 1.5) -> b
     if not induced_idx:
         return True
     i = min(induced_idx)
-    before = loss[max(0, i - 32): i]
-    tail = loss[-max(1, loss.shape[0] // 10):]
+    before = loss[max(0, i - 32) : i]
+    tail = loss[-max(1, loss.shape[0] // 10) :]
     before, tail = before[np.isfinite(before)], tail[np.isfinite(tail)]
     if not before.shape[0] or not tail.shape[0]:
         return False
@@ -167,8 +184,7 @@ class Report:
             f"OLMo-core mean+6std/128: recall {b.recall:.3f} ({b.hits}/{b.spikes}; observable "
             f"{b.observable_hits}/{b.observable})  precision {b.precision:.3f} "
             f"({b.true_findings}/{b.findings})",
-            f"clean runs with a warning (ours): {len(self.clean_warnings)} "
-            f"{self.clean_warnings}",
+            f"clean runs with a warning (ours): {len(self.clean_warnings)} {self.clean_warnings}",
             f"clean runs with a spike (OLMo rule): {len(self.clean_warnings_olmo)}",
             f"unstable_training: found {len(self.unstable_found)}/"
             f"{len(self.unstable_found) + len(self.unstable_missed)} slowly unstable runs; "
@@ -215,8 +231,11 @@ def evaluate(records: list[dict[str, Any]]) -> Report:
                     un_unrecovered.append(rec["name"])
         if kind == "clean":
             if any(severity_rank(f.severity) >= 1 for f in found):
-                clean_warn.append(rec["name"] + ": " + "; ".join(
-                    f.line() for f in found if severity_rank(f.severity) >= 1))
+                clean_warn.append(
+                    rec["name"]
+                    + ": "
+                    + "; ".join(f.line() for f in found if severity_rank(f.severity) >= 1)
+                )
             if base_idx:
                 clean_warn_olmo.append(rec["name"])
         if kind == "unstable":
@@ -229,11 +248,25 @@ def evaluate(records: list[dict[str, Any]]) -> Report:
         param = members[0][0]["param"]
         members.sort(key=lambda m: m[0]["hparams"][param])
         runs = [m[1] for m in members]
-        study = Study(id=name, path=Path(name), runs=runs,
-                      swept={param: [m[0]["hparams"][param] for m in members]})
+        study = Study(
+            id=name,
+            path=Path(name),
+            runs=runs,
+            swept={param: [m[0]["hparams"][param] for m in members]},
+        )
         verdict = diagnose_study(study, {r.id: diagnose_run(r) for r in runs})
         adjust_run_findings(study, verdict, {r.id: diagnose_run(r) for r in runs})
         sweeps[name] = (members[0][0]["expect"], classify_sweep(verdict.findings))
     n = len(records)
-    return Report(ours, olmo, clean_warn, clean_warn_olmo, un_found, un_missed, un_false,
-                  sweeps, n, un_unrecovered)
+    return Report(
+        ours,
+        olmo,
+        clean_warn,
+        clean_warn_olmo,
+        un_found,
+        un_missed,
+        un_false,
+        sweeps,
+        n,
+        un_unrecovered,
+    )

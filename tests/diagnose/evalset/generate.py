@@ -87,8 +87,13 @@ def digits_task(seed: int) -> Task:
 
     def make(dropout: float = 0.0) -> nn.Module:
         return nn.Sequential(
-            nn.Linear(64, 128), nn.ReLU(), nn.Dropout(dropout), nn.Linear(128, 64), nn.ReLU(),
-            nn.Dropout(dropout), nn.Linear(64, 10),
+            nn.Linear(64, 128),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(128, 64),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(64, 10),
         )
 
     def corrupt(xb: torch.Tensor, yb: torch.Tensor, r: np.random.Generator, k: float) -> tuple:
@@ -96,8 +101,16 @@ def digits_task(seed: int) -> Task:
         wrong = torch.from_numpy(r.integers(1, 10, size=len(yb)))
         return xb * k, (yb + wrong) % 10
 
-    return Task("digits_mlp", xt[:1400], yt[:1400], xt[1400:], yt[1400:], make,
-                nn.functional.cross_entropy, corrupt)
+    return Task(
+        "digits_mlp",
+        xt[:1400],
+        yt[:1400],
+        xt[1400:],
+        yt[1400:],
+        make,
+        nn.functional.cross_entropy,
+        corrupt,
+    )
 
 
 def regression_task(seed: int) -> Task:
@@ -110,14 +123,23 @@ def regression_task(seed: int) -> Task:
     yt = torch.tensor(y, dtype=torch.float32)[:, None]
 
     def make(dropout: float = 0.0) -> nn.Module:
-        return nn.Sequential(nn.Linear(10, 64), nn.Tanh(), nn.Linear(64, 64), nn.Tanh(),
-                             nn.Linear(64, 1))
+        return nn.Sequential(
+            nn.Linear(10, 64), nn.Tanh(), nn.Linear(64, 64), nn.Tanh(), nn.Linear(64, 1)
+        )
 
     def corrupt(xb: torch.Tensor, yb: torch.Tensor, r: np.random.Generator, k: float) -> tuple:
         return xb * k, -yb * k
 
-    return Task("regression_mlp", xt[:2500], yt[:2500], xt[2500:], yt[2500:], make,
-                nn.functional.mse_loss, corrupt)
+    return Task(
+        "regression_mlp",
+        xt[:2500],
+        yt[:2500],
+        xt[2500:],
+        yt[2500:],
+        make,
+        nn.functional.mse_loss,
+        corrupt,
+    )
 
 
 class TinyLM(nn.Module):
@@ -125,16 +147,16 @@ class TinyLM(nn.Module):
         super().__init__()
         self.emb = nn.Embedding(vocab, d)
         self.pos = nn.Parameter(torch.randn(seq, d) * 0.02)
-        layer = nn.TransformerEncoderLayer(d, 4, 64, dropout=0.0, batch_first=True,
-                                           norm_first=True)
+        layer = nn.TransformerEncoderLayer(d, 4, 64, dropout=0.0, batch_first=True, norm_first=True)
         self.enc = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.out = nn.Linear(d, vocab)
         self.register_buffer("mask", nn.Transformer.generate_square_subsequent_mask(seq))
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         h = self.emb(tokens) + self.pos[: tokens.shape[1]]
-        return self.out(self.enc(h, mask=self.mask[: tokens.shape[1], : tokens.shape[1]],
-                                 is_causal=True))
+        return self.out(
+            self.enc(h, mask=self.mask[: tokens.shape[1], : tokens.shape[1]], is_causal=True)
+        )
 
 
 def lm_task(seed: int) -> Task:
@@ -165,8 +187,7 @@ def lm_task(seed: int) -> Task:
         # random targets: already the strongest corruption of a language batch (k unused)
         return xb, torch.from_numpy(r.integers(0, vocab, size=tuple(yb.shape)))
 
-    return Task("tiny_transformer", x[:3500], y[:3500], x[3500:], y[3500:], make, loss_fn,
-                corrupt)
+    return Task("tiny_transformer", x[:3500], y[:3500], x[3500:], y[3500:], make, loss_fn, corrupt)
 
 
 # -- one training run ------------------------------------------------------------------------
@@ -184,9 +205,9 @@ def observable(loss: list[float | int], i: int) -> bool:
     rule on the median admits events inside the noise: in a batch-8 SGD run 2x the median and
     1.5x the recent max passes 2% of the 3-point windows of clean runs; this one passes under
     1%, all of them in batch-2..16 runs whose loss is near zero and spans orders of magnitude.)"""
-    before = np.asarray(loss[max(0, i - OBS_WINDOW): i], np.float64)
+    before = np.asarray(loss[max(0, i - OBS_WINDOW) : i], np.float64)
     before = before[np.isfinite(before)]
-    after = np.asarray(loss[i: i + OBS_AFTER], np.float64)
+    after = np.asarray(loss[i : i + OBS_AFTER], np.float64)
     if not np.isfinite(after).all():
         return True
     if before.shape[0] == 0:
@@ -241,16 +262,30 @@ def train(
         optim = torch.optim.SGD(model.parameters(), lr=lr)
     by_step = {e.at: e for e in events or []}
     rows: dict[str, list[float | int]] = {
-        "step": [], "loss": [], "grad_norm": [], "lr": [], "val_step": [], "val_loss": []
+        "step": [],
+        "loss": [],
+        "grad_norm": [],
+        "lr": [],
+        "val_step": [],
+        "val_loss": [],
     }
     saved: tuple[Event, Any] | None = None
     s = 0
     while s < steps:
         ev = by_step.get(s)
         if ev is not None and (saved is None or saved[0] is not ev):
-            saved = (ev, copy.deepcopy((model.state_dict(), optim.state_dict(),
-                                        rng.bit_generator.state, torch.get_rng_state(),
-                                        {k: len(v) for k, v in rows.items()})))
+            saved = (
+                ev,
+                copy.deepcopy(
+                    (
+                        model.state_dict(),
+                        optim.state_dict(),
+                        rng.bit_generator.state,
+                        torch.get_rng_state(),
+                        {k: len(v) for k, v in rows.items()},
+                    )
+                ),
+            )
         cur = lr * schedule(s)
         if ev is not None and ev.how == "lr":
             cur = lr * ev.strength
@@ -304,8 +339,9 @@ def _round(v: float) -> float | str:
 
 
 def _pack(rows: dict[str, list[float | int]]) -> dict[str, list[Any]]:
-    return {k: [int(x) if k.endswith("step") else _round(float(x)) for x in v]
-            for k, v in rows.items()}
+    return {
+        k: [int(x) if k.endswith("step") else _round(float(x)) for x in v] for k, v in rows.items()
+    }
 
 
 # -- the set ---------------------------------------------------------------------------------
@@ -326,8 +362,9 @@ def grow_after(start: int, factor_per_step: float) -> Callable[[int], float]:
     return lambda s: 1.0 if s < start else factor_per_step ** (s - start)
 
 
-def spike_steps(rng: np.random.Generator, steps: int, count: int, first: int = 120,
-                gap: int = 120) -> list[int]:
+def spike_steps(
+    rng: np.random.Generator, steps: int, count: int, first: int = 120, gap: int = 120
+) -> list[int]:
     """`count` spike steps after `first`, at least `gap` apart, drawn at random."""
     for _ in range(10_000):
         picks = sorted(int(v) for v in rng.integers(first, steps - 40, size=count))
@@ -343,8 +380,16 @@ def generate(seed: int = 0) -> list[dict[str, Any]]:
     runs: list[dict[str, Any]] = []
 
     def add(name: str, kind: str, rows: dict, hparams: dict, total: int, **labels: Any) -> None:
-        runs.append({"name": name, "kind": kind, "hparams": hparams, "total_steps": total,
-                     "rows": _pack(rows), **labels})
+        runs.append(
+            {
+                "name": name,
+                "kind": kind,
+                "hparams": hparams,
+                "total_steps": total,
+                "rows": _pack(rows),
+                **labels,
+            }
+        )
         print(f"  {len(runs):3d} {name}", file=sys.stderr, flush=True)
 
     # spike runs: (task, optimizer, lr, batch size, steps, how, log_every)
@@ -378,14 +423,32 @@ def generate(seed: int = 0) -> list[dict[str, Any]]:
                 events.append(Event(v - 1, "lr", float(rng.uniform(30, 100)), v))
             else:  # the corrupted batch's own loss is logged
                 events.append(Event(v, "batch", corrupt_scale[tk], v))
-        sched = (cosine(steps) if i % 3 == 0 else step_decay(steps) if i % 3 == 2
-                 else (lambda _s: 1.0))
-        rows = train(tasks[tk], steps=steps, bs=bs, lr=lr, opt=opt, seed=seed * 100 + i,
-                     schedule=sched, events=events, log_every=every)
-        add(f"spike{i:02d}_{tasks[tk].name}_{opt}_bs{bs}_{how}", "spike", rows,
-            {"lr": lr, "batch_size": bs}, steps, spikes=[e.label for e in events], how=how,
+        sched = (
+            cosine(steps) if i % 3 == 0 else step_decay(steps) if i % 3 == 2 else (lambda _s: 1.0)
+        )
+        rows = train(
+            tasks[tk],
+            steps=steps,
+            bs=bs,
+            lr=lr,
+            opt=opt,
+            seed=seed * 100 + i,
+            schedule=sched,
+            events=events,
+            log_every=every,
+        )
+        add(
+            f"spike{i:02d}_{tasks[tk].name}_{opt}_bs{bs}_{how}",
+            "spike",
+            rows,
+            {"lr": lr, "batch_size": bs},
+            steps,
+            spikes=[e.label for e in events],
+            how=how,
             observable=[e.observable for e in events],
-            strength=[round(e.strength, 3) for e in events], tries=[e.tries for e in events])
+            strength=[round(e.strength, 3) for e in events],
+            tries=[e.tries for e in events],
+        )
 
     # clean runs
     clean_cfgs: list[tuple[str, str, float, int, int, Callable[[int], float], str]] = [
@@ -399,8 +462,9 @@ def generate(seed: int = 0) -> list[dict[str, Any]]:
         ("digits", "plain", 0.1, 2, 1200, step_decay(1200), "batch 2 plain sgd step decay"),
     ]
     for i, (tk, opt, lr, bs, steps, sched, note) in enumerate(clean_cfgs):
-        rows = train(tasks[tk], steps=steps, bs=bs, lr=lr, opt=opt, seed=seed * 100 + 50 + i,
-                     schedule=sched)
+        rows = train(
+            tasks[tk], steps=steps, bs=bs, lr=lr, opt=opt, seed=seed * 100 + 50 + i, schedule=sched
+        )
         hp: dict[str, Any] = {"lr": lr, "batch_size": bs}
         if "warmup" in note:
             hp["warmup_steps"] = 24
@@ -414,10 +478,23 @@ def generate(seed: int = 0) -> list[dict[str, Any]]:
         ("digits", "sgd", 0.01, 32, 900, 300, 1.010),
     ]
     for i, (tk, opt, lr, bs, steps, start, f) in enumerate(unstable_cfgs):
-        rows = train(tasks[tk], steps=steps, bs=bs, lr=lr, opt=opt, seed=seed * 100 + 80 + i,
-                     schedule=grow_after(start, f))
-        add(f"unstable{i:02d}_{tasks[tk].name}_{opt}", "unstable", rows,
-            {"lr": lr, "batch_size": bs}, steps, grow_from=start)
+        rows = train(
+            tasks[tk],
+            steps=steps,
+            bs=bs,
+            lr=lr,
+            opt=opt,
+            seed=seed * 100 + 80 + i,
+            schedule=grow_after(start, f),
+        )
+        add(
+            f"unstable{i:02d}_{tasks[tk].name}_{opt}",
+            "unstable",
+            rows,
+            {"lr": lr, "batch_size": bs},
+            steps,
+            grow_from=start,
+        )
 
     # sweeps: (study, task, optimizer, param, values, expected class). The plain-SGD digits
     # grid has no 1.0: at 1.0 a trial is feasible (under 5x its first loss) but worse than 0.3
@@ -426,22 +503,49 @@ def generate(seed: int = 0) -> list[dict[str, Any]]:
         ("interior_adam_digits", "digits", "adam", "lr", [1e-4, 1e-3, 1e-2, 1e-1], "interior"),
         ("edge_high_adam_digits", "digits", "adam", "lr", [1e-5, 3e-5, 1e-4], "edge_high"),
         ("edge_low_dropout_digits", "digits", "adam", "dropout", [0.0, 0.5, 0.8], "edge_low"),
-        ("feasible_edge_sgd_digits", "digits", "plain", "lr",
-         [0.01, 0.03, 0.1, 0.3, 3.0, 10.0], "feasibility_edge"),
+        (
+            "feasible_edge_sgd_digits",
+            "digits",
+            "plain",
+            "lr",
+            [0.01, 0.03, 0.1, 0.3, 3.0, 10.0],
+            "feasibility_edge",
+        ),
         ("interior_adam_lm", "lm", "adam", "lr", [3e-4, 3e-3, 3e-2, 3e-1], "interior"),
-        ("feasible_edge_sgd_reg", "reg", "sgd", "lr", [0.003, 0.01, 0.03, 0.1, 0.3, 1.0],
-         "feasibility_edge"),
+        (
+            "feasible_edge_sgd_reg",
+            "reg",
+            "sgd",
+            "lr",
+            [0.003, 0.01, 0.03, 0.1, 0.3, 1.0],
+            "feasibility_edge",
+        ),
     ]
     for j, (study, tk, opt, param, values, expect) in enumerate(sweep_cfgs):
         for k, v in enumerate(values):
             lr = v if param == "lr" else 1e-3
             dropout = v if param == "dropout" else 0.0
             steps = 300
-            rows = train(tasks[tk], steps=steps, bs=32, lr=lr, opt=opt,
-                         seed=seed * 100 + 90 + j, eval_every=20, dropout=dropout)
-            add(f"{study}/t{k:03d}", "sweep", rows,
-                {"lr": lr, "batch_size": 32, "max_train_steps": steps, param: v}, steps,
-                study=study, param=param, expect=expect)
+            rows = train(
+                tasks[tk],
+                steps=steps,
+                bs=32,
+                lr=lr,
+                opt=opt,
+                seed=seed * 100 + 90 + j,
+                eval_every=20,
+                dropout=dropout,
+            )
+            add(
+                f"{study}/t{k:03d}",
+                "sweep",
+                rows,
+                {"lr": lr, "batch_size": 32, "max_train_steps": steps, param: v},
+                steps,
+                study=study,
+                param=param,
+                expect=expect,
+            )
     return runs
 
 
