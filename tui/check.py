@@ -8,7 +8,6 @@ cannot be read (files that cannot be read go to `errors` and do not change the e
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from tui.config import load_config
-from tui.diagnose.findings import Finding, severity_rank
+from tui.diagnose.findings import Finding, jsonable, severity_rank
 from tui.logs.model import Run, Study
 from tui.logs.workspace import Workspace
 from tui.sanitize import clean
@@ -86,12 +85,6 @@ def run_check(path: str) -> CheckReport:
     return CheckReport(path, runs, studies, list(ws.errors))
 
 
-def _num(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return repr(value)
-    return value
-
-
 def run_json(rep: RunReport) -> dict[str, Any]:
     run = rep.run
     metrics: dict[str, Any] = {}
@@ -107,7 +100,7 @@ def run_json(rep: RunReport) -> dict[str, Any]:
         "id": run.id,
         "format": run.format,
         "metrics": metrics,
-        "hparams": {k: _num(v) for k, v in run.hparams.items()},
+        "hparams": {k: jsonable(v) for k, v in run.hparams.items()},
         "total_steps": run.total_steps,
         "max_step": run.max_step,
         "best": rep.best,
@@ -124,7 +117,7 @@ def study_json(rep: StudyReport) -> dict[str, Any]:
         "id": study.id,
         "runs": [r.id for r in study.runs],
         "param": param,
-        "values": [_num(v) for v in study.swept.get(param, [])] if param else [],
+        "values": [jsonable(v) for v in study.swept.get(param, [])] if param else [],
         "best_run": rep.best_run,
         "infeasible_runs": rep.infeasible_runs,
         "findings": [f.to_json() for f in rep.findings],

@@ -216,7 +216,7 @@ class Engine:
             if path.resolve() in known:
                 continue
             known.add(path.resolve())
-            attach_root(ws, path)
+            ws.add_root(path)
             attached = True
         return attached
 
@@ -321,11 +321,6 @@ class Engine:
             best = _finite(bp.get("value")) if bp else None
             points.append(StudyPoint(run.id, v, best, run.id in infeasible))
         return StudyDiagnosed(study.id, param, points, best_run, findings)
-
-
-def attach_root(ws: Workspace, path: Path) -> None:
-    """Add a root to a live Workspace, keeping the ids of the runs already found."""
-    ws.add_root(path)
 
 
 Poster = Callable[[Message], object]

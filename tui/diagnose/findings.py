@@ -35,12 +35,12 @@ def severity_rank(severity: str) -> int:
     return SEVERITIES.index(severity)
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     """Evidence values as JSON-safe Python (numpy scalars -> float/int)."""
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if hasattr(value, "item") and callable(value.item):
         value = value.item()
     if isinstance(value, float):
@@ -71,7 +71,7 @@ class Finding:
         if self.step is not None:
             out["step"] = int(self.step)
         out["message"] = self.message
-        out["evidence"] = _jsonable(self.evidence)
+        out["evidence"] = jsonable(self.evidence)
         return out
 
     def line(self) -> str:

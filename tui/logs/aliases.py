@@ -120,9 +120,4 @@ class AliasTable:
                 found = self._map.get(low[len("epoch_") :])
         if split == "val" and found == "loss":
             return "val_loss"
-        if split == "val" and found is None and name.lower() in ("epoch_loss",):
-            return "val_loss"
         return found if found is not None else name
-
-    def mapping(self, names: Sequence[str], split: str | None = None) -> dict[str, str]:
-        return {name: self.canonical(name, split) for name in names}

@@ -331,9 +331,6 @@ class Workspace:
         run.run_json = data
         return changed
 
-    def watch_dirs(self) -> list[Path]:
-        return list(self.roots)
-
     def close(self) -> None:
         for src in self._sources.values():
             close = getattr(src.reader, "close", None)

@@ -254,18 +254,10 @@ def plan(
             "file or trainer_state.json)"
         )
         return p
-    builder = {
-        "warmup": _plan_warmup,
-        "warmup-apply": _plan_warmup_apply,
-        "clip": _plan_clip,
-        "probe": _plan_probe,
-        "fit": _plan_fit,
-        "extend": _plan_extend,
-    }[kind]
     if kind == "warmup":
         _plan_warmup(p, t, factor)
     else:
-        builder(p, t)
+        _BUILDERS[kind](p, t)
     return p
 
 
@@ -633,6 +625,15 @@ def _plan_extend(p: Plan, t: Target, factor: float = 2.0) -> None:
     }
     p.notes.append(f"R6: {how} (the source marks this as speculative)")
     _finish(p, run, base, known, missing, trials, "extend", {})
+
+
+_BUILDERS = {
+    "warmup-apply": _plan_warmup_apply,
+    "clip": _plan_clip,
+    "probe": _plan_probe,
+    "fit": _plan_fit,
+    "extend": _plan_extend,
+}
 
 
 def device_for_trials(n: int) -> list[str]:

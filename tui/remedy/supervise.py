@@ -18,8 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from runner import spec as rspec
@@ -64,7 +63,6 @@ class Job:
     signal: str | None = None
     state: str = "running"  # running | exited | failed | stopped | lost
     stopping: bool = False
-    _lines: deque[str] = field(default_factory=lambda: deque(maxlen=50))
 
     @property
     def alive(self) -> bool:
