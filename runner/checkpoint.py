@@ -43,13 +43,15 @@ def rng_state() -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
+    # the states are CPU byte tensors; a checkpoint loaded with map_location="cuda" has moved
+    # them to the GPU, where torch refuses them ("RNG state must be a torch.ByteTensor")
+    torch.set_rng_state(state["torch"].cpu())
     np.random.set_state(state["numpy"])
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
         cuda_states = state["cuda"]
         if len(cuda_states) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(cuda_states)
+            torch.cuda.set_rng_state_all([s.cpu() for s in cuda_states])
 
 
 def save_atomic(obj: Any, path: Path) -> None:

@@ -332,6 +332,8 @@ class TunetopApp(App[None]):
     def on_run_discovered(self, message: RunDiscovered) -> None:
         for run in message.runs:
             self.runs[run.id] = run
+        if message.studies is not None:
+            self.studies = message.studies
         # children of an earlier start (or of `tunetop plan --launch`) still running
         found = [
             (r.path, dict(r.run_json))

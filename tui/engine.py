@@ -42,6 +42,9 @@ class RunDiscovered(Message):
 
     runs: list[Run]
     last_write: dict[str, float]  # run id -> Unix time of its newest log write
+    # the grouping into studies these runs caused, in the same message so the tree is never
+    # drawn with new trials ungrouped (None: unchanged)
+    studies: dict[str, Study] | None = None
 
 
 @dataclass
@@ -251,9 +254,11 @@ class Engine:
         if changes.new_runs:
             runs = [ws.runs[r] for r in changes.new_runs if r in ws.runs]
             last = {r.id: t for r in runs if (t := newest_mtime(r.path)) is not None}
-            out.append(RunDiscovered(runs, last))
-        if changes.studies_changed:
+            studies = dict(ws.studies) if changes.studies_changed else None
+            out.append(RunDiscovered(runs, last, studies))
+        elif changes.studies_changed:
             out.append(StudiesChanged(dict(ws.studies)))
+        if changes.studies_changed:
             self._study_dirty.update(ws.studies)
         if changes.new_errors:
             out.append(ReadErrors(list(changes.new_errors)))
