@@ -322,6 +322,42 @@ def section_runner(out: Path, tmp: Path) -> list[str]:
     if warm is not None:
         relativize_remedy(warm, out)
         done(warm, "warmup study launched by `python -m tui plan warmup ... --launch`")
+
+    # (f) the same post-LN transformer with Adam at constant rates, no warmup: 0.001-0.01
+    #     train; at 0.03 and 0.1 the first updates push the loss above its start and the run
+    #     stalls near chance (early instability, R13). Then `w` on the 0.03 run at factor 1
+    #     (its own rate): warmup 100 rescues it, warmup 10 does not.
+    #     Measured first: 10x (0.3) collapses with either warmup, and so does 0.1 with warmup
+    #     100, so R18's 10x is out of this model's reach; 1x is R17's "warmup fixes it".
+    spec = base_spec(
+        "transformer_adam",
+        "tiny_transformer",
+        1000,
+        {"name": "adam", "lr": 0.001},
+        schedule="constant",
+        eval_every=50,
+    )
+    spec["study"] = grid("transformer_adam", [0.001, 0.003, 0.01, 0.03, 0.1])
+    adam = run_runner(spec, rdir, tmp)
+    done(adam, "Adam sweep whose top rates are unstable from the first steps (R13)")
+    # w on the stalled run itself (0.03): on the whole sweep the plan would take the lowest
+    # unstable rate, 0.01, whose late wobble (R12, mid) is no stall for warmup to rescue
+    stalled = next(
+        t
+        for t in sorted(adam.glob("t*"))
+        if json.loads((t / "run.json").read_text())["hparams"]["optimizer.lr"] == 0.03
+    )
+    before = {p.name for p in rdir.iterdir()}
+    rescue = launch_plan("warmup", stalled, rdir, extra=["--factor", "1"])
+    if rescue is None:
+        new = sorted(p for p in rdir.iterdir() if p.name not in before)
+        rescue = new[-1] if new else None
+    if rescue is not None:
+        # a name of its own beside the 10x study above (the plan names both "warmup-...")
+        named = rescue.with_name(rescue.name.replace("warmup-", "warmup_rescue-", 1))
+        rescue.rename(named)
+        relativize_remedy(named, out)
+        done(named, "warmup study at the unstable rate (--factor 1) that rescues the run")
     strip_weights(rdir)
     return made
 
@@ -339,11 +375,24 @@ def relativize_remedy(study: Path, out: Path) -> None:
                 path.write_text(text.replace(prefix, ""))
 
 
-def launch_plan(kind: str, target: Path, out_dir: Path, timeout: float = 600) -> Path | None:
+def launch_plan(
+    kind: str, target: Path, out_dir: Path, timeout: float = 600, extra: list[str] | None = None
+) -> Path | None:
     """`python -m tui plan KIND TARGET --launch --out DIR`, then wait for the study it
     started (the supervisor detaches it into its own session). Returns its folder."""
     proc = subprocess.run(
-        [sys.executable, "-m", "tui", "plan", kind, str(target), "--launch", "--out", str(out_dir)],
+        [
+            sys.executable,
+            "-m",
+            "tui",
+            "plan",
+            kind,
+            str(target),
+            "--launch",
+            "--out",
+            str(out_dir),
+            *(extra or []),
+        ],
         cwd=REPO,
         env=child_env(),
         capture_output=True,

@@ -103,6 +103,43 @@ def test_sweeps_show_what_the_readme_says(report: dict[str, Any]) -> None:
     assert best_value < max(feas["values"])  # interior: R5 is not what fires here
 
 
+def _run(data: dict[str, Any], run_id: str) -> dict[str, Any]:
+    (run,) = [r for r in data["runs"] if r["id"] == run_id]
+    return run
+
+
+def _best_val_accuracy(folder: Path) -> float:
+    rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    return max(r["val_accuracy"] for r in rows if "val_accuracy" in r)
+
+
+@needs_samples
+def test_warmup_study_rescues_the_early_unstable_run(report: dict[str, Any]) -> None:
+    """Issue 7: a warmup study that fixes an unstable run. The Adam sweep's 0.03 trial is
+    flagged as early instability (R13) and stalls near chance; the warmup study launched on it
+    (factor 1) holds the same rate after a 100-step ramp and solves the task."""
+    sweep = _study(report, "transformer_adam")
+    rescue = _study(report, "warmup_rescue")
+    stalled_id = f"{sweep['id']}/t003"
+    assert sweep["values"][sweep["runs"].index(stalled_id)] == pytest.approx(0.03)
+    early = [
+        f
+        for f in _run(report, stalled_id)["findings"]
+        if f["kind"] == "unstable_training" and f["evidence"].get("phase") == "early"
+    ]
+    assert early, "the stalled run must be flagged as early instability"
+    stalled = SAMPLES / stalled_id
+    trials = sorted((SAMPLES / rescue["id"]).glob("t*"))
+    records = [json.loads((t / "run.json").read_text()) for t in trials]
+    assert all(r["remedy"]["kind"] == "warmup" for r in records)
+    assert all(r["remedy"]["source"].endswith(stalled_id) for r in records)
+    assert all(r["spec"]["optimizer"]["lr"] == pytest.approx(0.03) for r in records)
+    warm = {r["spec"]["schedule"]["warmup_steps"]: t for r, t in zip(records, trials, strict=True)}
+    assert _best_val_accuracy(stalled) < 0.3  # no warmup: near chance (1/15)
+    assert _best_val_accuracy(warm[100]) > 0.9  # warmup 100 at the same rate: solved
+    assert rescue["best_run"].endswith("/t001")
+
+
 @needs_samples
 def test_cli_text_form_runs() -> None:
     buf = io.StringIO()

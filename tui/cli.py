@@ -76,7 +76,8 @@ def _plan_parser() -> argparse.ArgumentParser:
         "--factor",
         type=float,
         default=10.0,
-        help="warmup: base_learning_rate = factor x unstable rate (10 or 100)",
+        help="warmup: base_learning_rate = factor x unstable rate (R18: 10, or 100; "
+        "1 rescues the unstable run at its own rate, R17)",
     )
     return p
 

@@ -26,6 +26,10 @@ async def test_plot_keys(sample_root: Path) -> None:
     app = make_app([sample_root])
     async with app.run_test(size=SIZE) as pilot:
         await loaded(pilot, app, 4)
+        # the first node of the tree: the study (its trials are grouped as they are discovered)
+        assert app.cursor == NodeRef("study", "lr_sweep")
+        app.select(NodeRef("run", "baseline"))
+        await pilot.pause()
         assert app.cursor == NodeRef("run", "baseline")
         loss = app.query_one("#plot-loss", MetricPlot)
         assert loss.settings.smoothing == 0.6

@@ -129,6 +129,11 @@ async def test_warmup_factor_recomputes_the_plan(tmp_path: Path) -> None:
         assert modal.query(RadioButton)[1].value  # still shown as chosen after the recompute
         assert "base_lr: 1" in screen_text(app)
         assert not confirm_button(modal).disabled
+        second = modal.plan
+        modal.query(RadioButton)[2].value = True  # 1x: rescue the run at its own rate
+        await wait_until(pilot, lambda: modal.plan is not second and not modal.busy, timeout=20)
+        assert modal.plan.computed["base_lr"] == pytest.approx(0.01)
+        assert any("factor 1" in n for n in modal.plan.notes)
 
 
 async def test_w_on_a_finished_warmup_study_applies_it(tmp_path: Path) -> None:

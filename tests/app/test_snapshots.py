@@ -26,6 +26,9 @@ def _loaded(app: TunetopApp, then: Callable[[Any], Awaitable[None]] | None = Non
     async def run_before(pilot: Any) -> None:
         await wait_until(pilot, lambda: len(app.runs) == 4 and bool(app.studies) and app.rounds)
         await wait_until(pilot, lambda: "lr_sweep" in app.study_views)
+        # the app opens on the tree's first node, the study; these screens show the lone run
+        app.select(NodeRef("run", "baseline"))
+        await pilot.pause()
         if then is not None:
             await then(pilot)
         await pilot.pause()

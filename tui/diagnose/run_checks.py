@@ -24,6 +24,7 @@ import numpy as np
 
 from tui.diagnose.bestpoint import FINISHED_FRACTION, MIN_EVALS, RunningBest, r3_side
 from tui.diagnose.divergence import DivergenceDetector
+from tui.diagnose.early_rise import EarlyRiseDetector
 from tui.diagnose.findings import Finding
 from tui.diagnose.gradnorm import AGGRESSIVE, MIN_UPDATES, ClipCounter, clip_norm_of, clip_stats
 from tui.diagnose.instability import InstabilityDetector
@@ -75,6 +76,7 @@ class RunDetectors:
         self.grads = JumpDetector(GRAD_OUTLIER)  # R14
         self.divergence = DivergenceDetector(blowup_factor)  # R16
         self.rise = InstabilityDetector(self.total_steps)  # R12
+        self.early = EarlyRiseDetector(self.total_steps)  # R13, early
         self.best_val = RunningBest()  # R1, R3
         self.ramp = RampTracker()  # R21
         self.clip = ClipCounter(self.clip_norm)  # R24
@@ -91,6 +93,7 @@ class RunDetectors:
             self.grads,
             self.divergence,
             self.rise,
+            self.early,
             self.best_val,
             self.ramp,
             self.clip,
@@ -112,6 +115,7 @@ class RunDetectors:
         if n != self.total_steps:
             self.total_steps = n
             self.rise = InstabilityDetector(n)
+            self.early = EarlyRiseDetector(n)
             self._consumed = {}  # forces a full re-consume at the next update
             self._dirty = True
 
@@ -146,6 +150,7 @@ class RunDetectors:
             self._spike_events += self.spikes.consume(steps, values, start, end)
             self.divergence.consume(steps, values, start, end)
             self.rise.consume(steps, values, end)
+            self.early.consume(steps, values, end)
         elif name == "val_loss":
             self.best_val.consume(steps, values, start, end)
         elif name == "grad_norm":
@@ -275,6 +280,33 @@ class RunDetectors:
                         "value": r.confirm_value,
                         "confirmed_step": r.confirm_step,
                         "first_value": r.first_value,
+                    },
+                )
+            )
+        # R13 early instability: the loss climbs above where it started
+        e = self.early.found
+        if e is not None and not (div is not None and div.step <= e.last_step):
+            msg = (
+                f"loss rose above its start in the first steps: {_g(e.start_value)} at step "
+                f"{e.start_step} -> {_g(e.peak_value)} ({e.ratio:.2f}x, mean of "
+                f"{self.early.width} points) from step {e.peak_step}; {_g(e.last_value)} at step "
+                f"{e.last_step} — R13: early instability: try warmup (w, R17-R19)"
+            )
+            out.append(
+                _finding(
+                    "unstable_training",
+                    msg,
+                    e.start_step,
+                    {
+                        "phase": "early",
+                        "cause": "rise_from_start",
+                        "first_value": e.start_value,
+                        "min_value": e.start_value,
+                        "value": e.peak_value,
+                        "ratio": e.ratio,
+                        "peak_step": e.peak_step,
+                        "noise": e.noise,
+                        "confirmed_step": e.last_step,
                     },
                 )
             )

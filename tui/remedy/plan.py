@@ -381,6 +381,11 @@ def _plan_warmup(p: Plan, t: Target, factor: float) -> None:
         f"(run {_name(baseline)}); each trial ramps 0 -> {base_lr:g} over W steps, then holds it "
         "2W steps"
     )
+    if factor == 1:
+        p.notes.append(
+            "factor 1: warmup at the unstable rate itself, R17's remedy for that run; R18's "
+            "default, 10x, asks whether warmup buys a faster rate"
+        )
     trials = [{"schedule.warmup_steps": w, "schedule.post_warmup_steps": 2 * w} for w in lengths]
     _finish(
         p,

@@ -33,7 +33,9 @@ from tui import sanitize
 from tui.remedy import plan as planmod
 from tui.remedy.plan import Plan, device_for_trials
 
-FACTORS = (10.0, 100.0)  # R18: base_learning_rate = 10x the unstable rate, 100x as an option
+# R18: base_learning_rate = 10x the unstable rate, 100x as an option; 1x keeps the unstable
+# rate itself: warmup as R17's remedy that rescues that run, when 10x is out of reach
+FACTORS = (10.0, 100.0, 1.0)
 Replanner = Callable[[str, str, str | None, float], Plan]
 
 

@@ -103,6 +103,10 @@ class RunTree(Tree[NodeRef]):
         node = (self._run_nodes if ref.kind == "run" else self._study_nodes).get(ref.id)
         if node is None:
             return False
+        if node.line < 0:
+            # just rebuilt: the tree numbers its lines lazily, on the next render, and a node
+            # without a line number would leave the cursor where it was; number them now
+            _ = self._tree_lines
         self.move_cursor(node)
         return True
 
