@@ -152,3 +152,33 @@ def test_warmup_from_hparams_and_series() -> None:
     ]
     assert hp[0].severity == "warning" and hp[0].evidence["source"] == "hparams"
     assert "warmup_too_long" not in _kinds(make_rows(1000, seed=7, warmup=40), 1000)
+
+
+def test_second_spike_inside_the_first_ones_window_is_found() -> None:
+    """The first spike's points are left out of later baselines: a second spike of the same
+    height 30 points later (inside the 64-point window) is not hidden behind it (R13)."""
+    from diag_helpers import make_rows, run_of
+
+    from tui.diagnose.run_checks import diagnose_run
+
+    rows = make_rows(600, seed=5, spikes=(300, 330))
+    spikes = [f.step for f in diagnose_run(run_of(rows, 600)) if f.kind == "loss_spike"]
+    assert spikes == [300, 330]
+
+
+def test_spike_straddling_a_block_boundary_is_found() -> None:
+    """Real training (the committed evaluation set: an MLP regression, SGD, batch 16): the LR
+    spike at step 607 lifts the loss from 0.23 to 2.19, 1.92, 1.55, ... Its first point is the
+    last of a 16-point block; the next block's baseline must not count it, or the points after
+    it are not above the window's maximum any more."""
+    import numpy as np
+    from evalset_eval import load
+
+    from tui.diagnose.spikes import LOSS_SPIKE, JumpDetector
+
+    (rec,) = [r for r in load() if r["name"] == "spike04_regression_mlp_sgd_bs16_lr"]
+    steps = np.asarray(rec["rows"]["step"])
+    loss = np.asarray([float(v) for v in rec["rows"]["loss"]])
+    assert 607 in rec["spikes"] and (607 + 1) % LOSS_SPIKE.block == 0
+    found = [j.step for j in JumpDetector(LOSS_SPIKE).consume(steps, loss, 0, len(loss))]
+    assert any(abs(s - 607) <= 3 for s in found), found

@@ -48,6 +48,13 @@ def _g(v: float | None) -> str:
     return f"{v:.4g}"
 
 
+def _times(ratio: float | None) -> str:
+    """2.46 -> "2.5x", 14.2 -> "14x": one decimal where rounding would hide half the ratio."""
+    if ratio is None:
+        return "far above"
+    return f"{ratio:.1f}x" if ratio < 10 else f"{ratio:.0f}x"
+
+
 def _clean(evidence: dict[str, Any]) -> dict[str, Any]:
     """Evidence with non-finite floats as strings ('nan', 'inf'), as JSON shows them, so that
     findings compare equal (NaN != NaN)."""
@@ -316,7 +323,7 @@ class RunDetectors:
             n = len(self._grad_events)
             steps = [e.step for e in self._grad_events[:20]]
             msg = (
-                f"grad norm {_g(ev.value)} at step {ev.step} is {ev.ratio or 0:.0f}x the "
+                f"grad norm {_g(ev.value)} at step {ev.step} is {_times(ev.ratio)} the "
                 f"typical {_g(ev.baseline)}; {n} outlier episode(s); p90 "
                 f"{_g(self._grad_p90)} — R14: outliers explain instability; clip near p90 "
                 f"(R23)"

@@ -11,7 +11,10 @@ is more than `over_max` times the largest value of the trailing window (unpreced
 just noisy) and at least `over_max_z` robust sd out; or when `sustained` points in a row
 each stand above everything in the trailing window (an elevation that lasts, which noise
 almost never does: 1/65^3 for independent points); that spike is reported at its first point.
-Hysteresis makes a multi-step spike one event. Points before `min_points` are never judged
+Hysteresis makes a multi-step spike one event. The points of a spike, and a run above the
+window's maximum still going at a block's end, are left out of later baselines, so that one
+spike neither hides the next inside the same window nor raises the bar for its own later
+points when it straddles a block boundary. Points before `min_points` are never judged
 (the first points, and a fast early drop, have no baseline to speak of); a fast drop or a
 learning-rate step decay moves the loss *below* a trailing baseline, which is never a jump.
 """
@@ -19,6 +22,7 @@ learning-rate step decay moves the loss *below* a trailing baseline, which is ne
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,6 +62,26 @@ class JumpParams:
     # noisy points: 3/65^2 for independent points, and z on top of that)
 
 
+SEGMENT_BLOCKS = 8  # blocks judged at a time (a split re-judges at most this many)
+
+
+@dataclass
+class _Verdicts:
+    """Per-point verdicts of one stretch of a series, from index `lo` on."""
+
+    lo: int
+    m: np.ndarray  # the baseline median (log space for positive series)
+    z: np.ndarray
+    big: np.ndarray
+    point: np.ndarray  # far out on its own
+    level: np.ndarray
+    sustained: np.ndarray
+    run_len: np.ndarray
+    exceeds: np.ndarray  # opens a spike
+    elevated: np.ndarray  # keeps one open
+    marked: np.ndarray  # left out of later baselines
+
+
 # R13: loss spikes. R14: grad norms fluctuate more than the loss, so an outlier must be 3x.
 LOSS_SPIKE = JumpParams()
 GRAD_OUTLIER = JumpParams(min_ratio=3.0)
@@ -78,6 +102,7 @@ class JumpDetector:
         self.episodes.reset()
         self.log_mode: bool | None = None  # decided on the first `min_points` points
         self.above_run = 0  # points in a row above their window's maximum
+        self.marked: deque[int] = deque()  # left out of later baselines (see _masked)
 
     def consume(self, steps: np.ndarray, values: np.ndarray, start: int, end: int) -> list[Jump]:
         p = self.p
@@ -92,11 +117,69 @@ class JumpDetector:
         lo = max(start, p.min_points)
         if end <= lo:
             return []
-        b0, b1 = lo // p.block, (end - 1) // p.block
-        base = max(0, b0 * p.block - p.window)
+        base = max(0, (lo // p.block) * p.block - p.window)
         raw = np.asarray(values[base:end], np.float64)
         y = log_or_nan(raw) if self.log_mode else np.where(np.isfinite(raw), raw, np.nan)
-        med, sig, cnt, top = self._baselines(y, base, b0, b1)
+        # elevated points (spikes, and the first points of one still rising) are left out of
+        # later baselines (masked), so that a spike neither hides the next one for a whole
+        # window nor raises the bar for its own later points when it straddles a block
+        # boundary. A block's baseline only ever sees points before the block, so the verdicts
+        # still do not depend on how the points arrive; the stretch after a block holding an
+        # elevated point is judged again with it masked.
+        out: list[Jump] = []
+        cur = lo
+        # bounded re-judging, O(points) however many splits: a segment after a split is
+        # short, and each one without a split is twice as long as the one before
+        horizon = SEGMENT_BLOCKS * p.block
+        while cur < end:
+            seg_end = min(end, (cur // p.block) * p.block + horizon)
+            # only the stretch this segment's baselines need (a block boundary, or 0)
+            sb = max(base, (cur // p.block) * p.block - p.window)
+            ys, rs = y[sb - base : seg_end - base], raw[sb - base : seg_end - base]
+            j = self._judge(ys, rs, sb, cur, seg_end)
+            touched = j.marked | j.exceeds
+            ep = self.episodes
+            if ep.open_at is not None:
+                # an open spike goes on (its masked span grows) only if its next elevated
+                # point comes within `quiet` points; after that it is over
+                el = np.flatnonzero(j.elevated)
+                if el.shape[0] and cur + int(el[0]) - ep.last_elevated <= p.quiet:
+                    touched = touched.copy()
+                    touched[int(el[0])] = True
+            hit = np.flatnonzero(touched)
+            if hit.shape[0] == 0:
+                stop = seg_end
+                horizon *= 2
+            else:
+                stop = min(seg_end, ((cur + int(hit[0])) // p.block + 1) * p.block)
+                horizon = SEGMENT_BLOCKS * p.block
+            out += self._feed(j, steps, rs, sb, cur, stop)
+            cur = stop
+        return out
+
+    def _masked(self, y: np.ndarray, base: int) -> np.ndarray:
+        """y without the points of spikes (their episodes) and of runs above the window's
+        maximum that were going on at a block's end."""
+        while self.marked and self.marked[0] < base:
+            self.marked.popleft()
+        spans = list(self.episodes.closed)
+        if self.episodes.open_at is not None:
+            spans.append((self.episodes.open_at, self.episodes.last_elevated))
+        spans = [(a, b) for a, b in spans if b >= base]  # only those reaching into y
+        if not spans and not self.marked:
+            return y
+        ym = y.copy()
+        for a, b in spans:
+            ym[max(a, base) - base : b + 1 - base] = np.nan
+        if self.marked:
+            ym[np.fromiter(self.marked, np.int64, len(self.marked)) - base] = np.nan
+        return ym
+
+    def _judge(self, y: np.ndarray, raw: np.ndarray, base: int, lo: int, end: int) -> _Verdicts:
+        """The per-point verdicts of points lo..end-1 (y holds the series from `base`)."""
+        p = self.p
+        b0, b1 = lo // p.block, (end - 1) // p.block
+        med, sig, cnt, top = self._baselines(self._masked(y, base), base, b0, b1)
         idx = np.arange(lo, end)
         k = idx // p.block - b0
         m, s, c, t = med[k], sig[k], cnt[k], top[k]
@@ -109,61 +192,94 @@ class JumpDetector:
             if self.log_mode:
                 big = d > math.log(p.min_ratio)
                 half = d > 0.5 * math.log(p.min_ratio)
+                unprecedented = yi - t > math.log(p.over_max)
             else:
                 big = d > (p.min_ratio - 1.0) * np.abs(m)
                 half = d > 0.5 * (p.min_ratio - 1.0) * np.abs(m)
-            if self.log_mode:
-                unprecedented = yi - t > math.log(p.over_max)
-            else:
                 unprecedented = yi - t > (p.over_max - 1.0) * np.abs(t)
-            exceeds = ok & (yi > t) & ((big & (z > p.z)) | (unprecedented & (z > p.over_max_z)))
-            exceeds_point = exceeds.copy()
+            point = ok & (yi > t) & ((big & (z > p.z)) | (unprecedented & (z > p.over_max_z)))
             # the level: median of the `level` points ending at each point (the block grid
             # keeps at least `window` points before `lo`, so they are all in y)
-            lv = np.median(np.stack([y[idx - base - k] for k in range(p.level)]), axis=0)
+            lv = np.median(np.stack([y[idx - base - q] for q in range(p.level)]), axis=0)
             if self.log_mode:
                 lv_big = lv - m > math.log(p.level_ratio)
             else:
                 lv_big = lv - m > (p.level_ratio - 1.0) * np.abs(m)
             level = ok & np.isfinite(lv) & lv_big & (lv > t) & ((lv - m) / sigma > p.level_z)
             above = ok & half & (yi > t) & (z > p.sustained_z)
-            elevated = exceeds | (ok & half & (z > p.release_z))
-        # run lengths of `above` (carried over from the previous chunk): O(chunk), vectorized
-        idx_all = np.arange(above.shape[0])
-        last_false = np.maximum.accumulate(np.where(~above, idx_all, -1))
-        run_len = np.where(above, idx_all - last_false, 0)
+            elevated = point | level | (ok & half & (z > p.release_z))
+        # run lengths of `above` (carried over from before lo): O(chunk), vectorized
+        n = np.arange(above.shape[0])
+        last_false = np.maximum.accumulate(np.where(~above, n, -1))
+        run_len = np.where(above, n - last_false, 0)
         carry = np.where(last_false < 0, self.above_run, 0)
         run_len = np.where(above, run_len + carry, 0)
-        self.above_run = int(run_len[-1])
         sustained = above & (run_len >= p.sustained)
-        exceeds = exceeds | sustained | level
-        elevated = elevated | sustained | level
+        return _Verdicts(
+            lo=lo,
+            m=m,
+            z=z,
+            big=big,
+            point=point,
+            level=level,
+            sustained=sustained,
+            run_len=run_len,
+            exceeds=point | sustained | level,
+            elevated=elevated | sustained,
+            marked=self._run_at_block_end(idx, above, run_len),
+        )
 
-        def half_at(n: int) -> bool:  # point n (in this chunk's y) stands half the bar out
-            d0 = y[n - base] - m[n - lo] if n >= lo else y[n - base] - m[0]
+    def _run_at_block_end(
+        self, idx: np.ndarray, above: np.ndarray, run_len: np.ndarray
+    ) -> np.ndarray:
+        """The points of a run above the window's maximum still going at the end of its
+        block: the start of a spike that may straddle the boundary, which must not raise the
+        next block's bar for its own later points."""
+        p = self.p
+        out = np.zeros(idx.shape[0], bool)
+        ends = np.flatnonzero((idx + 1) % p.block == 0)
+        for e in ends[(run_len[ends] > 0) & above[ends]].tolist():
+            out[max(0, e - int(run_len[e]) + 1) : e + 1] = True
+        return out
+
+    def _feed(
+        self, j: _Verdicts, steps: np.ndarray, raw: np.ndarray, base: int, lo: int, stop: int
+    ) -> list[Jump]:
+        """Feed the verdicts of points lo..stop-1 to the episode tracker; the jumps opened."""
+        p = self.p
+        n = stop - lo
+        if n <= 0:
+            return []
+        self.above_run = int(j.run_len[n - 1])
+        self.marked.extend((lo + np.flatnonzero(j.marked[:n])).tolist())
+        y = log_or_nan(raw) if self.log_mode else np.where(np.isfinite(raw), raw, np.nan)
+
+        def half_at(i: int) -> bool:  # point i stands half the bar out of its baseline
+            mi = float(j.m[max(0, i - lo)])
+            d0 = y[i - base] - mi
             bar = (
                 0.5 * math.log(p.min_ratio)
                 if self.log_mode
-                else 0.5 * (p.min_ratio - 1.0) * abs(float(m[max(0, n - lo)]))
+                else 0.5 * (p.min_ratio - 1.0) * abs(mi)
             )
             return bool(np.isfinite(d0) and d0 > bar)
 
         out: list[Jump] = []
-        for i in self.episodes.feed(lo, elevated, exceeds):
-            j = i - lo
+        for i in self.episodes.feed(lo, j.elevated[:n], j.exceeds[:n]):
+            k = i - lo
             value = float(raw[i - base])
-            baseline = math.exp(m[j]) if self.log_mode else float(m[j])
+            baseline = math.exp(j.m[k]) if self.log_mode else float(j.m[k])
             ratio = value / baseline if baseline > 0 else None
             first = i
-            if sustained[j] and not (big[j] and z[j] > p.z):
-                first = i - int(run_len[j]) + 1  # a lasting elevation: its first point
-            elif level[j] and not exceeds_point[j]:
+            if j.sustained[k] and not (j.big[k] and j.z[k] > p.z):
+                first = i - int(j.run_len[k]) + 1  # a lasting elevation: its first point
+            elif j.level[k] and not j.point[k]:
                 # a level shift: its first point above half the level's bar
-                for k in range(p.level - 1, 0, -1):
-                    if i - k >= base and half_at(i - k):
-                        first = i - k
+                for q in range(p.level - 1, 0, -1):
+                    if i - q >= base and half_at(i - q):
+                        first = i - q
                         break
-            out.append(Jump(i, int(steps[first]), value, baseline, ratio, float(z[j])))
+            out.append(Jump(i, int(steps[first]), value, baseline, ratio, float(j.z[k])))
         return out
 
     def _baselines(
