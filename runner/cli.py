@@ -126,7 +126,9 @@ def run_here(
             signal.signal(signal.SIGTERM, forward_stop)
             signal.signal(signal.SIGINT, forward_stop)
             echo = saved[0].buffer if tee else None
-            status, code = train_command(spec, run_dir, log, echo, stop_event)
+            from runner.study import run_command  # deferred: search needs scipy
+
+            status, code = run_command(spec, run_dir, log, echo, stop_event)
             if status == "stopped" and stop.signum:
                 code = 128 + stop.signum
         else:
@@ -145,18 +147,6 @@ def run_here(
     if record is not None:
         record.finish(status, code)
     return code
-
-
-def train_command(
-    spec: specmod.RunSpec,
-    run_dir: Path,
-    log: IO[bytes],
-    echo: IO[bytes] | None,
-    stop_event: threading.Event,
-) -> tuple[str, int]:
-    from runner.study import run_command
-
-    return run_command(spec, run_dir, log, echo, stop_event)
 
 
 def run_supervised(run_dir: Path, nproc: int, remedy: dict[str, Any] | None) -> int:

@@ -380,6 +380,8 @@ def launch_plan(
 ) -> Path | None:
     """`python -m tui plan KIND TARGET --launch --out DIR`, then wait for the study it
     started (the supervisor detaches it into its own session). Returns its folder."""
+    from tui.remedy.supervise import pid_alive  # the supervisor's own liveness test
+
     proc = subprocess.run(
         [
             sys.executable,
@@ -411,7 +413,7 @@ def launch_plan(
         raise RuntimeError(f"tui plan {kind}: no launch line in {proc.stderr!r}")
     pid, log = int(m.group(1)), Path(m.group(2).strip())
     deadline = time.monotonic() + timeout
-    while alive(pid):
+    while pid_alive(pid):
         if time.monotonic() > deadline:
             raise RuntimeError(f"the {kind} study (pid {pid}) did not end in {timeout:.0f} s")
         time.sleep(0.5)
@@ -420,21 +422,6 @@ def launch_plan(
     for line in lines[1:-1]:
         say(f"  {line}")
     return folder
-
-
-def alive(pid: int) -> bool:
-    """Whether the process runs (a zombie counts as ended: it is not ours to reap)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 # ------------------------------------------------------------------------------------------

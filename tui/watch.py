@@ -178,7 +178,7 @@ class Watcher:
             self._too_busy = True
             self._wake.set()
 
-    def _switch_to_polling(self) -> None:
+    def _stop_observer(self) -> None:
         obs, self._observer = self._observer, None
         if obs is not None:
             try:
@@ -186,6 +186,9 @@ class Watcher:
                 obs.join(timeout=2)  # type: ignore[attr-defined]
             except RuntimeError:
                 pass
+
+    def _switch_to_polling(self) -> None:
+        self._stop_observer()
         self.interval = BUSY_POLL
         self.reason = (
             f"polling every {BUSY_POLL:g} s (over {BUSY_EVENTS} file events a "
@@ -283,12 +286,5 @@ class Watcher:
         self._flag(created)
 
     def stop(self) -> None:
-        obs = self._observer
-        self._observer = None
-        if obs is not None:
-            try:
-                obs.stop()  # type: ignore[attr-defined]
-                obs.join(timeout=2)  # type: ignore[attr-defined]
-            except RuntimeError:
-                pass
+        self._stop_observer()
         self._wake.set()

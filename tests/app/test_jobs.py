@@ -23,7 +23,7 @@ from conftest import defunct_children, screen_text, wait_until
 from textual.worker import Worker, WorkerState
 
 from tui.app import TunetopApp, make_app
-from tui.remedy.supervise import Job, Supervisor, _pid_alive
+from tui.remedy.supervise import Job, Supervisor, pid_alive
 from tui.widgets.jobs import JobsPanel, JobView
 from tui.widgets.screens import ConfirmScreen, QuitScreen
 
@@ -89,7 +89,7 @@ async def test_k_stops_the_highlighted_job(root: Path, sup: Supervisor) -> None:
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("y")
         await wait_until(pilot, lambda: job.state == "stopped", timeout=30)
-        assert job.signal == "SIGTERM" and not _pid_alive(job.pid)
+        assert job.signal == "SIGTERM" and not pid_alive(job.pid)
         assert other.state == "running"  # only the highlighted one
         await wait_until(pilot, lambda: "stopped (SIGTERM)" in screen_text(app))
         assert defunct_children() == []
@@ -112,7 +112,7 @@ async def test_quit_leaves_children_running(root: Path, sup: Supervisor) -> None
         quick = sup.spawn([sys.executable, "-c", "pass"], "probe", root)
         app.watch_jobs()
         # the quick child has exited but nobody reaped it yet: a zombie until we do
-        wait_for(lambda: quick.proc is not None and not _pid_alive(quick.pid))
+        wait_for(lambda: quick.proc is not None and not pid_alive(quick.pid))
         await pilot.press("q")
         await wait_until(pilot, lambda: isinstance(app.screen, QuitScreen))
         text = screen_text(app)
@@ -124,7 +124,7 @@ async def test_quit_leaves_children_running(root: Path, sup: Supervisor) -> None
         await wait_until(pilot, lambda: isinstance(app.screen, QuitScreen))
         await pilot.press("l")
         await quit_app(pilot, app)
-    assert job.state == "running" and _pid_alive(job.pid)  # left running, own session
+    assert job.state == "running" and pid_alive(job.pid)  # left running, own session
     assert os.getsid(job.pid) == job.pid != os.getsid(0)
     assert quick.state == "exited"
     assert defunct_children() == []
@@ -143,7 +143,7 @@ async def test_quit_stops_children(root: Path, sup: Supervisor) -> None:
         await pilot.press("s")
         await quit_app(pilot, app)
     assert [j.state for j in jobs] == ["stopped", "stopped"]
-    assert not any(_pid_alive(j.pid) for j in jobs)
+    assert not any(pid_alive(j.pid) for j in jobs)
     assert defunct_children() == []
 
 
@@ -232,7 +232,7 @@ async def test_a_new_start_adopts_running_children(tmp_path: Path, root: Path) -
     run_json = root / "warmup-20260101-000000" / "t000" / "run.json"
     try:
         wait_for(lambda: run_json.exists() and (run_json.parent / "metrics.jsonl").exists())
-        assert _pid_alive(child) and os.getppid() != child
+        assert pid_alive(child) and os.getppid() != child
         sup = Supervisor()
         app = make_app([root], supervisor=sup)
         async with app.run_test(size=SIZE) as pilot:
@@ -248,13 +248,13 @@ async def test_a_new_start_adopts_running_children(tmp_path: Path, root: Path) -
             await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
             await pilot.press("y")
             await wait_until(pilot, lambda: job.state == "stopped", timeout=30)
-            assert not _pid_alive(child)
+            assert not pid_alive(child)
             await wait_until(pilot, lambda: json.loads(run_json.read_text())["status"] == "stopped")
             await wait_until(pilot, lambda: app._jobs_timer is None)
             await pilot.press("q")  # nothing runs: no question
             await quit_app(pilot, app)
     finally:
-        if _pid_alive(child):
+        if pid_alive(child):
             os.killpg(child, signal.SIGKILL)
     assert defunct_children() == []
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tui.remedy.supervise import Job, Supervisor, _pid_alive
+from tui.remedy.supervise import Job, Supervisor, pid_alive
 
 
 def wait_for(predicate, timeout: float = 20.0, what: str = "condition") -> None:
@@ -68,8 +68,8 @@ def test_stop_kills_a_stubborn_child_and_its_grandchildren(sup: Supervisor, tmp_
     assert time.monotonic() - t0 < 10
     assert job.state == "stopped"
     assert job.signal == "SIGKILL" and job.exit_code == -signal.SIGKILL
-    assert not _pid_alive(job.pid)
-    wait_for(lambda: not any(_pid_alive(p) for p in grandchildren), what="grandchildren gone")
+    assert not pid_alive(job.pid)
+    wait_for(lambda: not any(pid_alive(p) for p in grandchildren), what="grandchildren gone")
     assert zombies_of(os.getpid()) == []
 
 
@@ -120,12 +120,12 @@ def test_children_outlive_their_starter_and_are_adopted(tmp_path: Path) -> None:
     child = int(pid_file.read_text())
     app.send_signal(signal.SIGHUP)
     app.wait(timeout=20)
-    assert _pid_alive(child)
+    assert pid_alive(child)
     sup = Supervisor()
     job = sup.adopt(tmp_path, {"status": "running", "pid": child, "started": time.time()})
     assert job is not None and job.alive
     sup.stop(job, grace=2)
-    wait_for(lambda: not _pid_alive(child), what="adopted child stopped")
+    wait_for(lambda: not pid_alive(child), what="adopted child stopped")
     assert job.state == "stopped"
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import torch
+from test_train import CRASHY  # a digits MLP that raises at step `crash_at`
 
 from runner import checkpoint
 from runner import spec as specmod
@@ -95,23 +96,6 @@ def test_compiled_model_trains_like_the_eager_one(tmp_path: Path, workload: str)
     # same model, same batches: the first loss agrees closely; the curves stay near each other
     assert compiled_[0] == pytest.approx(eager[0], rel=1e-3)
     assert sum(compiled_[-10:]) == pytest.approx(sum(eager[-10:]), rel=0.05)
-
-
-CRASHY = """
-from runner.workloads.digits_mlp import digits_mlp
-
-def crashy(*, crash_at=-1, **kw):
-    w = digits_mlp(**kw)
-    inner = w.train_batch
-
-    def train_batch(step, generator):
-        if step == crash_at:
-            raise RuntimeError("simulated crash")
-        return inner(step, generator)
-
-    w.train_batch = train_batch
-    return w
-"""
 
 
 def test_resume_on_the_gpu_continues_the_curve(tmp_path: Path) -> None:

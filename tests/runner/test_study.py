@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from runner.rundir import read_metrics
+from tui.remedy.supervise import pid_alive
 
 STUDY = """
 workload = "digits_mlp"
@@ -29,14 +30,6 @@ parallel = 2
 
 def env(**extra: str) -> dict[str, str]:
     return dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]), **extra)
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie is dead
 
 
 def test_two_trial_study(tmp_path: Path) -> None:
@@ -109,7 +102,7 @@ def test_stopping_a_study_stops_every_process(tmp_path: Path) -> None:
         assert record["status"] == "stopped", record
     grandchildren = [int(p.read_text()) for p in pid_files]
     deadline = time.monotonic() + 10
-    while any(alive(pid) for pid in grandchildren):  # SIGKILL of the group got them too
+    while any(pid_alive(pid) for pid in grandchildren):  # SIGKILL of the group got them too
         assert time.monotonic() < deadline, "a grandchild survived the stop"
         time.sleep(0.05)
 

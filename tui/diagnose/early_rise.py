@@ -30,7 +30,7 @@ import numpy as np
 
 from tui.diagnose.robust import MAD_TO_SIGMA
 
-EARLY = 0.1  # R13: the first 10% of the total steps
+EARLY = 0.1  # R13: early instability is in the first 10% of the total steps (DESIGN.md's phase)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import numpy as np
 
 from tui.diagnose.bestpoint import FINISHED_FRACTION, MIN_EVALS, RunningBest, r3_side
 from tui.diagnose.divergence import DivergenceDetector
-from tui.diagnose.early_rise import EarlyRiseDetector
+from tui.diagnose.early_rise import EARLY, EarlyRiseDetector
 from tui.diagnose.findings import Finding
 from tui.diagnose.gradnorm import AGGRESSIVE, MIN_UPDATES, ClipCounter, clip_norm_of, clip_stats
 from tui.diagnose.instability import InstabilityDetector
@@ -35,7 +35,6 @@ from tui.logs.model import Run
 from tui.logs.store import RunStore, Series
 
 METRICS = ("loss", "val_loss", "grad_norm", "lr", "clipped")
-EARLY = 0.1  # R13: early instability is in the first 10% of the total steps
 MAX_GRAD_P90 = 100  # grad-norm episodes whose p90 is recomputed (O(n) each); later ones reuse
 
 

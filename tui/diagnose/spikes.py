@@ -120,12 +120,12 @@ class JumpDetector:
         base = max(0, (lo // p.block) * p.block - p.window)
         raw = np.asarray(values[base:end], np.float64)
         y = log_or_nan(raw) if self.log_mode else np.where(np.isfinite(raw), raw, np.nan)
-        # elevated points (spikes, and the first points of one still rising) are left out of
-        # later baselines (masked), so that a spike neither hides the next one for a whole
-        # window nor raises the bar for its own later points when it straddles a block
-        # boundary. A block's baseline only ever sees points before the block, so the verdicts
-        # still do not depend on how the points arrive; the stretch after a block holding an
-        # elevated point is judged again with it masked.
+        # the points of spikes, and of a run above the window's maximum still going at a
+        # block's end, are left out of later baselines (masked), so that a spike neither hides
+        # the next one for a whole window nor raises the bar for its own later points when it
+        # straddles a block boundary. A block's baseline only ever sees points before the
+        # block, so the verdicts still do not depend on how the points arrive; the stretch
+        # after a block where the mask grew is judged again with it.
         out: list[Jump] = []
         cur = lo
         # bounded re-judging, O(points) however many splits: a segment after a split is
@@ -153,7 +153,7 @@ class JumpDetector:
             else:
                 stop = min(seg_end, ((cur + int(hit[0])) // p.block + 1) * p.block)
                 horizon = SEGMENT_BLOCKS * p.block
-            out += self._feed(j, steps, rs, sb, cur, stop)
+            out += self._feed(j, steps, ys, rs, sb, stop)
             cur = stop
         return out
 
@@ -162,10 +162,13 @@ class JumpDetector:
         maximum that were going on at a block's end."""
         while self.marked and self.marked[0] < base:
             self.marked.popleft()
-        spans = list(self.episodes.closed)
-        if self.episodes.open_at is not None:
+        spans = []  # only those reaching into y: the latest closed ones, and an open one
+        for a, b in reversed(self.episodes.closed):
+            if b < base:
+                break
+            spans.append((a, b))
+        if self.episodes.open_at is not None and self.episodes.last_elevated >= base:
             spans.append((self.episodes.open_at, self.episodes.last_elevated))
-        spans = [(a, b) for a, b in spans if b >= base]  # only those reaching into y
         if not spans and not self.marked:
             return y
         ym = y.copy()
@@ -226,33 +229,38 @@ class JumpDetector:
             run_len=run_len,
             exceeds=point | sustained | level,
             elevated=elevated | sustained,
-            marked=self._run_at_block_end(idx, above, run_len),
+            marked=self._run_at_block_end(idx, run_len),
         )
 
-    def _run_at_block_end(
-        self, idx: np.ndarray, above: np.ndarray, run_len: np.ndarray
-    ) -> np.ndarray:
+    def _run_at_block_end(self, idx: np.ndarray, run_len: np.ndarray) -> np.ndarray:
         """The points of a run above the window's maximum still going at the end of its
         block: the start of a spike that may straddle the boundary, which must not raise the
         next block's bar for its own later points."""
         p = self.p
         out = np.zeros(idx.shape[0], bool)
         ends = np.flatnonzero((idx + 1) % p.block == 0)
-        for e in ends[(run_len[ends] > 0) & above[ends]].tolist():
+        for e in ends[run_len[ends] > 0].tolist():  # run_len > 0 only where above
             out[max(0, e - int(run_len[e]) + 1) : e + 1] = True
         return out
 
     def _feed(
-        self, j: _Verdicts, steps: np.ndarray, raw: np.ndarray, base: int, lo: int, stop: int
+        self,
+        j: _Verdicts,
+        steps: np.ndarray,
+        y: np.ndarray,
+        raw: np.ndarray,
+        base: int,
+        stop: int,
     ) -> list[Jump]:
-        """Feed the verdicts of points lo..stop-1 to the episode tracker; the jumps opened."""
+        """Feed the verdicts of points j.lo..stop-1 to the episode tracker (y and raw hold the
+        series from `base`, transformed and as logged); the jumps opened."""
         p = self.p
+        lo = j.lo
         n = stop - lo
         if n <= 0:
             return []
         self.above_run = int(j.run_len[n - 1])
         self.marked.extend((lo + np.flatnonzero(j.marked[:n])).tolist())
-        y = log_or_nan(raw) if self.log_mode else np.where(np.isfinite(raw), raw, np.nan)
 
         def half_at(i: int) -> bool:  # point i stands half the bar out of its baseline
             mi = float(j.m[max(0, i - lo)])

@@ -101,7 +101,8 @@ class Job:
         return lines[-n:]
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether the process runs; a zombie counts as ended (it is its parent's to reap)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -193,7 +194,7 @@ class Supervisor:
                     continue
                 self._ended(job, code)
                 changed.append(job)
-            elif not _pid_alive(job.pid):
+            elif not pid_alive(job.pid):
                 job.state = "stopped" if job.stopping else "lost"
                 changed.append(job)
         return changed
@@ -227,7 +228,7 @@ class Supervisor:
                     break
                 except subprocess.TimeoutExpired:
                     continue
-            elif not _pid_alive(job.pid):
+            elif not pid_alive(job.pid):
                 break
             time.sleep(0.05)  # an adopted process is not our child: poll its liveness
         if pgid is not None and _group_alive(pgid):
@@ -237,7 +238,7 @@ class Supervisor:
             self._ended(job, code)
         else:
             deadline = time.monotonic() + grace
-            while _pid_alive(job.pid) and time.monotonic() < deadline:
+            while pid_alive(job.pid) and time.monotonic() < deadline:
                 time.sleep(0.05)
             job.state = "stopped"
 
@@ -246,7 +247,7 @@ class Supervisor:
         pid = run_json.get("pid")
         if run_json.get("status") != "running" or not isinstance(pid, int):
             return None
-        if not _pid_alive(pid) or not _is_runner(pid):
+        if not pid_alive(pid) or not _is_runner(pid):
             return None  # gone, or a reused pid that is no runner: never signal a stranger
         job_id = f"adopted-{pid}"
         with self._lock:
