@@ -3,9 +3,12 @@ R24), with severities per DESIGN.md's table and the rule id in every message."""
 
 from __future__ import annotations
 
+import itertools
 import math
+from typing import Any
 
 import numpy as np
+import pytest
 from diag_helpers import make_rows, run_of, store_of
 
 from tui.diagnose.bestpoint import best_point
@@ -156,14 +159,93 @@ def test_warmup_from_hparams_and_series() -> None:
 
 def test_second_spike_inside_the_first_ones_window_is_found() -> None:
     """The first spike's points are left out of later baselines: a second spike of the same
-    height 30 points later (inside the 64-point window) is not hidden behind it (R13)."""
+    height 40 points later (inside the 64-point window, past the echo span) is not hidden
+    behind it (R13)."""
     from diag_helpers import make_rows, run_of
 
     from tui.diagnose.run_checks import diagnose_run
 
-    rows = make_rows(600, seed=5, spikes=(300, 330))
+    rows = make_rows(600, seed=5, spikes=(300, 340))
     spikes = [f.step for f in diagnose_run(run_of(rows, 600)) if f.kind == "loss_spike"]
-    assert spikes == [300, 330]
+    assert spikes == [300, 340]
+
+
+def _jumps(
+    loss: np.ndarray, cuts: tuple[int, ...] = (), steps: list[int] | None = None
+) -> list[int]:
+    """Steps of the loss spikes JumpDetector finds, the points fed in pieces cut at `cuts`."""
+    from tui.diagnose.spikes import LOSS_SPIKE, JumpDetector
+
+    st = np.asarray(steps) if steps is not None else np.arange(loss.shape[0])
+    det = JumpDetector(LOSS_SPIKE)
+    bounds = [0, *cuts, loss.shape[0]]
+    return [j.step for a, b in itertools.pairwise(bounds) for j in det.consume(st, loss, a, b)]
+
+
+def test_an_echo_is_part_of_its_spike_and_a_higher_jump_is_not() -> None:
+    """R13, one finding per spike: the damage of a bad step often shows again a few steps
+    after the loss calmed down (momentum carries the update on). A lower bump 12 points after
+    a spike is its echo; a higher one is a new spike; a lower one 60 points later is too."""
+    rng = np.random.default_rng(11)
+    base = 0.5 * np.exp(0.05 * rng.normal(size=400))
+
+    def with_bumps(*bumps: tuple[int, float]) -> np.ndarray:
+        loss = base.copy()
+        for at, x in bumps:
+            loss[at] *= x
+        return loss
+
+    assert _jumps(with_bumps((200, 20.0), (212, 5.0))) == [200]
+    assert _jumps(with_bumps((200, 5.0), (212, 20.0))) == [200, 212]
+    assert _jumps(with_bumps((200, 20.0), (260, 5.0))) == [200, 260]
+
+
+def _evalset_run(name: str) -> tuple[dict[str, Any], np.ndarray]:
+    from evalset_eval import load
+
+    (rec,) = [r for r in load() if r["name"] == name]
+    return rec, np.asarray([float(v) for v in rec["rows"]["loss"]])
+
+
+def test_a_peak_with_a_tail_is_found_in_real_noisy_runs() -> None:
+    """Real training (the committed evaluation set): LR spikes in small-batch SGD runs whose
+    first point is 4-24x the median but only 3-4 robust sd out, because the log-loss noise is
+    wide, and whose next points stay in the window's top decile while the model recovers
+    (regression batch 16 logged every 5 steps: 2.47 then 0.50, 0.34, 0.28 over a median
+    0.10; digits batch 8). Ordinary noise does not stay up after its peak."""
+    for name, at in (
+        ("spike10_regression_mlp_sgd_bs16_lr", 670),
+        ("spike01_digits_mlp_sgd_bs8_lr", 586),
+    ):
+        rec, loss = _evalset_run(name)
+        steps = rec["rows"]["step"]
+        i = steps.index(at)
+        found = [steps.index(s) for s in _jumps(loss, steps=steps)]
+        assert any(abs(f - i) <= 3 for f in found), (name, found)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "spike01_digits_mlp_sgd_bs8_lr",
+        "spike05_regression_mlp_adam_bs64_batch",
+        "spike10_regression_mlp_sgd_bs16_lr",
+        "clean07_digits_mlp_plain_bs2",
+    ],
+)
+def test_real_runs_give_the_same_jumps_however_the_points_arrive(name: str) -> None:
+    """Echoes, tails (verdicts about earlier points) and masks on real noisy runs: point by
+    point and in uneven pieces, the same jumps as at once."""
+    rec, loss = _evalset_run(name)
+    steps = rec["rows"]["step"]
+    once = _jumps(loss, steps=steps)
+    n = loss.shape[0]
+    assert bool(once) == (rec["kind"] == "spike")
+    assert _jumps(loss, tuple(range(1, n)), steps) == once
+    rng = np.random.default_rng(7)
+    for _ in range(5):
+        cuts = tuple(sorted(set(rng.integers(1, n, size=20).tolist())))
+        assert _jumps(loss, cuts, steps) == once
 
 
 def test_spike_straddling_a_block_boundary_is_found() -> None:

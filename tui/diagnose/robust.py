@@ -9,6 +9,8 @@ constant, amortized (vectorized over all the blocks a chunk touches).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 MAD_TO_SIGMA = 1.4826  # the MAD of a normal distribution times this is its standard deviation
@@ -109,41 +111,78 @@ class EpisodeTracker:
     """Hysteresis: an episode opens on a point that `exceeds` and stays open while points stay
     `elevated` (a lower bar); it closes after `quiet` points in a row that are not elevated.
     One event per episode however many points it lasts (R13: one finding per spike).
-    Fed chunk by chunk; only the elevated points are visited, so the Python loop runs over
-    the rare points, not the series."""
 
-    def __init__(self, quiet: int) -> None:
+    Echoes: the damage a spike does often shows again a few steps after it has calmed down
+    (SGD momentum and Adam's moments carry the bad update on; the loss recovers unevenly). A
+    point that exceeds within `echo` points of the end of the last episode, and stands at most
+    `echo_height` times as high as that episode's peak (values are heights above a baseline),
+    reopens it instead of opening a new one; a higher point is a new spike.
+    Fed chunk by chunk; only the elevated points are visited, so the Python loop runs over the
+    rare points, not the series."""
+
+    def __init__(self, quiet: int, echo: int = 0, echo_height: float = 1.0) -> None:
         self.quiet = quiet
+        self.echo = echo
+        self.echo_height = echo_height
         self.reset()
 
     def reset(self) -> None:
         self.open_at: int | None = None  # index where the open episode began
         self.last_elevated = -(10**18)
+        self.peak = -math.inf  # highest value of the open (or last closed) episode
         self.closed: list[tuple[int, int]] = []  # (start index, last elevated index)
 
-    def feed(self, offset: int, elevated: np.ndarray, exceeds: np.ndarray) -> list[int]:
-        """Chunk starting at series index `offset`; returns the indices where episodes open."""
-        opened: list[int] = []
+    def feed(
+        self,
+        offset: int,
+        elevated: np.ndarray,
+        exceeds: np.ndarray,
+        values: np.ndarray,
+        starts: np.ndarray | None = None,
+        peaks: np.ndarray | None = None,
+    ) -> list[tuple[int, int]]:
+        """Chunk starting at series index `offset`. values: the points' values (compared
+        only with each other); starts: where an episode a point opens begins (at or before
+        it), and peaks: its highest value up to the point (default: the point's own).
+        Returns (start, index) of each episode opened: where it begins, and the point that
+        opened it."""
+        opened: list[tuple[int, int]] = []
         for j in np.flatnonzero(elevated).tolist():
             i = offset + j
+            v = float(values[j])
             if self.open_at is not None and i - self.last_elevated > self.quiet:
                 self.closed.append((self.open_at, self.last_elevated))
                 self.open_at = None
             if self.open_at is None:
-                if exceeds[j]:
-                    self.open_at = i
-                    self.last_elevated = i
-                    opened.append(i)
-            else:
-                self.last_elevated = i
+                if not exceeds[j]:
+                    continue
+                pk = v if peaks is None else float(peaks[j])
+                if (
+                    self.closed
+                    and i - self.closed[-1][1] <= self.echo
+                    and not pk > self.echo_height * self.peak
+                ):
+                    self.open_at = self.closed.pop()[0]  # an echo: the last episode goes on
+                else:
+                    start = i if starts is None else int(starts[j])
+                    if self.closed:  # never back into the last episode
+                        start = max(start, self.closed[-1][1] + 1)
+                    self.open_at = start
+                    self.peak = pk
+                    opened.append((start, i))
+            self.last_elevated = i
+            if v > self.peak:
+                self.peak = v
         return opened
 
     def episode_end(self, start: int, now: int) -> int | None:
         """Last elevated index of the episode that began at `start`; None while it may still
-        go on (open, and fewer than `quiet` points seen since its last elevated point)."""
-        for s, e in self.closed:
+        go on (open, or an echo may still reopen it)."""
+        for k, (s, e) in enumerate(self.closed):
             if s == start:
-                return e
+                last = k == len(self.closed) - 1 and self.open_at is None
+                return None if last and now - e <= self.echo else e
         if self.open_at == start:
-            return self.last_elevated if now - self.last_elevated > self.quiet else None
+            wait = max(self.quiet, self.echo)
+            return self.last_elevated if now - self.last_elevated > wait else None
         return None

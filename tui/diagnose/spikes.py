@@ -50,16 +50,24 @@ class JumpParams:
     min_ratio: float = 1.3  # and at least this many times the trailing median
     release_z: float = 3.0  # the spike goes on while points stay this far out ...
     quiet: int = 5  # ... and ends after this many points in a row that are not
+    echo: int = 32  # a jump this soon after a spike ...
+    echo_height: float = 1.0  # ... standing at most this fraction of the spike's height above
+    # the median (in log space: a 10x echo of a 100x spike) is its echo, not a new spike
     sigma_floor: float = 0.01  # smallest noise scale (log units: 1%)
     over_max: float = 10.0  # or: above this many times the window's maximum ...
     over_max_z: float = 3.0  # ... and this robust z (very noisy runs, where 6 sd is 100x)
     sustained: int = 3  # or: this many points in a row above the window's maximum ...
-    sustained_z: float = 2.0  # ... each this robust z out and min_ratio above the median
+    sustained_z: float = 1.2  # ... each this robust z out and min_ratio above the median
     level: int = 3  # or: the median of this many points in a row (a lasting level shift, such as
     # the few steps of damage an LR spike does) ...
     level_ratio: float = 2.0  # ... is this many times the trailing median, above the window's
-    level_z: float = 3.0  # maximum and this robust z out (2 of 3 points above the maximum of 64
+    level_z: float = 2.5  # maximum and this robust z out (2 of 3 points above the maximum of 64
     # noisy points: 3/65^2 for independent points, and z on top of that)
+    tail: int = 3  # or: a peak followed by a tail: the next `tail` points ...
+    tail_z: float = 1.2816  # ... with a median this robust z out (the window's top decile) ...
+    peak_over_max: float = 2.0  # ... after a point this many times the window's maximum ...
+    peak_z: float = 3.0  # ... and this robust z out (what a bad step leaves: the loss jumps
+    # and the model takes a few steps to recover)
 
 
 SEGMENT_BLOCKS = 8  # blocks judged at a time (a split re-judges at most this many)
@@ -71,6 +79,7 @@ class _Verdicts:
 
     lo: int
     m: np.ndarray  # the baseline median (log space for positive series)
+    sigma: np.ndarray  # its robust noise scale
     z: np.ndarray
     big: np.ndarray
     point: np.ndarray  # far out on its own
@@ -79,6 +88,7 @@ class _Verdicts:
     run_len: np.ndarray
     exceeds: np.ndarray  # opens a spike
     elevated: np.ndarray  # keeps one open
+    tailed: np.ndarray  # ends the tail of a peak `tail` points before
     marked: np.ndarray  # left out of later baselines
 
 
@@ -95,7 +105,7 @@ class JumpDetector:
         if params.window % params.block:
             raise ValueError("window must be a multiple of block")
         self.p = params
-        self.episodes = EpisodeTracker(params.quiet)
+        self.episodes = EpisodeTracker(params.quiet, params.echo, params.echo_height)
         self.reset()
 
     def reset(self) -> None:
@@ -117,7 +127,8 @@ class JumpDetector:
         lo = max(start, p.min_points)
         if end <= lo:
             return []
-        base = max(0, (lo // p.block) * p.block - p.window)
+        # one block more than the window: a tail's peak may lie in the block before lo's
+        base = max(0, (lo // p.block - 1) * p.block - p.window)
         raw = np.asarray(values[base:end], np.float64)
         y = log_or_nan(raw) if self.log_mode else np.where(np.isfinite(raw), raw, np.nan)
         # the points of spikes, and of a run above the window's maximum still going at a
@@ -134,7 +145,7 @@ class JumpDetector:
         while cur < end:
             seg_end = min(end, (cur // p.block) * p.block + horizon)
             # only the stretch this segment's baselines need (a block boundary, or 0)
-            sb = max(base, (cur // p.block) * p.block - p.window)
+            sb = max(base, (cur // p.block - 1) * p.block - p.window)
             ys, rs = y[sb - base : seg_end - base], raw[sb - base : seg_end - base]
             j = self._judge(ys, rs, sb, cur, seg_end)
             touched = j.marked | j.exceeds
@@ -181,10 +192,11 @@ class JumpDetector:
     def _judge(self, y: np.ndarray, raw: np.ndarray, base: int, lo: int, end: int) -> _Verdicts:
         """The per-point verdicts of points lo..end-1 (y holds the series from `base`)."""
         p = self.p
-        b0, b1 = lo // p.block, (end - 1) // p.block
-        med, sig, cnt, top = self._baselines(self._masked(y, base), base, b0, b1)
+        b1 = (end - 1) // p.block
+        bt = max(0, lo - p.tail) // p.block  # from the block of the first peak a tail ends
+        med, sig, cnt, top = self._baselines(self._masked(y, base), base, bt, b1)
         idx = np.arange(lo, end)
-        k = idx // p.block - b0
+        k = idx // p.block - bt
         m, s, c, t = med[k], sig[k], cnt[k], top[k]
         yi = y[idx - base]
         sigma = np.maximum(np.nan_to_num(s, nan=0.0), p.sigma_floor)
@@ -210,7 +222,8 @@ class JumpDetector:
                 lv_big = lv - m > (p.level_ratio - 1.0) * np.abs(m)
             level = ok & np.isfinite(lv) & lv_big & (lv > t) & ((lv - m) / sigma > p.level_z)
             above = ok & half & (yi > t) & (z > p.sustained_z)
-            elevated = point | level | (ok & half & (z > p.release_z))
+            tailed = self._peak_with_tail(y, base, idx, bt, med, sig, cnt, top)
+            elevated = point | level | tailed | (ok & half & (z > p.release_z))
         # run lengths of `above` (carried over from before lo): O(chunk), vectorized
         n = np.arange(above.shape[0])
         last_false = np.maximum.accumulate(np.where(~above, n, -1))
@@ -221,16 +234,57 @@ class JumpDetector:
         return _Verdicts(
             lo=lo,
             m=m,
+            sigma=sigma,
             z=z,
             big=big,
             point=point,
             level=level,
             sustained=sustained,
             run_len=run_len,
-            exceeds=point | sustained | level,
+            tailed=tailed,
+            exceeds=point | sustained | level | tailed,
             elevated=elevated | sustained,
             marked=self._run_at_block_end(idx, run_len),
         )
+
+    def _peak_with_tail(
+        self,
+        y: np.ndarray,
+        base: int,
+        idx: np.ndarray,
+        bt: int,
+        med: np.ndarray,
+        sig: np.ndarray,
+        cnt: np.ndarray,
+        top: np.ndarray,
+    ) -> np.ndarray:
+        """At each point i: the point `tail` before it stood well above its window's maximum
+        and the points after it, up to i, stayed in its window's top decile (median). Judged
+        against the peak's own baseline (blocks from bt on); the verdict needs no point after
+        i, so it does not depend on how the points arrive."""
+        p = self.p
+        jdx = idx - p.tail
+        valid = jdx >= p.min_points
+        jj = np.maximum(jdx, bt * p.block)
+        kj = jj // p.block - bt
+        mj, cj, tj = med[kj], cnt[kj], top[kj]
+        sj = np.maximum(np.nan_to_num(sig[kj], nan=0.0), p.sigma_floor)
+        yj = y[jj - base]
+        tail = np.median(np.stack([y[idx - base - q] for q in range(p.tail)]), axis=0)
+        with np.errstate(invalid="ignore"):
+            if self.log_mode:
+                peak = yj - tj > math.log(p.peak_over_max)
+            else:
+                peak = yj - tj > (p.peak_over_max - 1.0) * np.abs(tj)
+            return (
+                valid
+                & (cj >= p.min_window)
+                & np.isfinite(yj)
+                & np.isfinite(tail)
+                & peak
+                & ((yj - mj) / sj > p.peak_z)
+                & ((tail - mj) / sj > p.tail_z)
+            )
 
     def _run_at_block_end(self, idx: np.ndarray, run_len: np.ndarray) -> np.ndarray:
         """The points of a run above the window's maximum still going at the end of its
@@ -272,22 +326,39 @@ class JumpDetector:
             )
             return bool(np.isfinite(d0) and d0 > bar)
 
-        out: list[Jump] = []
-        for i in self.episodes.feed(lo, j.elevated[:n], j.exceeds[:n]):
-            k = i - lo
-            value = float(raw[i - base])
-            baseline = math.exp(j.m[k]) if self.log_mode else float(j.m[k])
-            ratio = value / baseline if baseline > 0 else None
-            first = i
-            if j.sustained[k] and not (j.big[k] and j.z[k] > p.z):
-                first = i - int(j.run_len[k]) + 1  # a lasting elevation: its first point
+        # where the spike each exceeding point would open begins: the point itself, or the
+        # first point of the elevation it ends
+        starts = np.arange(lo, stop)
+        for k in np.flatnonzero(j.exceeds[:n]).tolist():
+            i = lo + k
+            if j.tailed[k] and not j.point[k]:
+                starts[k] = i - p.tail  # the peak the tail followed
+            elif j.sustained[k] and not (j.big[k] and j.z[k] > p.z):
+                starts[k] = i - int(j.run_len[k]) + 1  # a lasting elevation: its first point
             elif j.level[k] and not j.point[k]:
                 # a level shift: its first point above half the level's bar
                 for q in range(p.level - 1, 0, -1):
                     if i - q >= base and half_at(i - q):
-                        first = i - q
+                        starts[k] = i - q
                         break
-            out.append(Jump(i, int(steps[first]), value, baseline, ratio, float(j.z[k])))
+        # heights above the baseline (an echo is judged by how high it stands over the median)
+        values = y[lo - base : stop - base] - j.m[:n]
+        peaks = values.copy()
+        for k in np.flatnonzero(starts < np.arange(lo, stop)).tolist():
+            peaks[k] = np.nanmax(y[starts[k] - base : lo + k + 1 - base]) - j.m[k]
+        out: list[Jump] = []
+        opened = self.episodes.feed(lo, j.elevated[:n], j.exceeds[:n], values, starts, peaks)
+        for first, i in opened:
+            k = i - lo
+            # the spike's highest point so far, judged against the baseline of the point
+            # that revealed it
+            seg = raw[first - base : i + 1 - base]
+            top = first + int(np.nanargmax(np.where(np.isfinite(seg), seg, -np.inf)))
+            value = float(raw[top - base])
+            baseline = math.exp(j.m[k]) if self.log_mode else float(j.m[k])
+            ratio = value / baseline if baseline > 0 else None
+            z = float((y[top - base] - j.m[k]) / j.sigma[k])
+            out.append(Jump(first, int(steps[first]), value, baseline, ratio, z))
         return out
 
     def _baselines(
