@@ -15,18 +15,25 @@ FINISHED_FRACTION = 0.9  # R3 is judged only once the run has reached 90% of its
 MIN_EVALS = 3  # and has at least this many finite validation points
 
 
+def series_min(store: RunStore, name: str) -> tuple[float, int, int] | None:
+    """(lowest finite value, its step, finite count) of a series; the first of equal minima."""
+    if not store.has(name):
+        return None
+    s = store.series(name)
+    v = np.asarray(s.values, np.float64)
+    ok = np.isfinite(v)
+    if not ok.any():
+        return None
+    i = int(np.flatnonzero(ok)[np.argmin(v[ok])])
+    return float(v[i]), int(s.steps[i]), int(ok.sum())
+
+
 def best_of(store: RunStore) -> tuple[str, int, float] | None:
     """(metric, step, value): the lowest finite val_loss (R1), else the lowest finite loss."""
     for name in ("val_loss", "loss"):
-        if not store.has(name):
-            continue
-        s = store.series(name)
-        v = np.asarray(s.values, np.float64)
-        ok = np.isfinite(v)
-        if not ok.any():
-            continue
-        i = int(np.flatnonzero(ok)[np.argmin(v[ok])])  # the first of equal minima
-        return name, int(s.steps[i]), float(v[i])
+        m = series_min(store, name)
+        if m is not None:
+            return name, m[1], m[0]
     return None
 
 

@@ -65,7 +65,6 @@ class DivergenceDetector:
         if nf.shape[0]:
             i = start + int(nf[0])
             self.nonfinite = (i, int(steps[i]))
-            assert self.exc_start is not None
             self.frozen = self._make("non-finite")
 
     def _make(self, kind: str) -> Divergence:

@@ -86,7 +86,6 @@ class InstabilityDetector:
         b = self.block
         nb = end // b
         if nb <= self.nblocks or self.found is not None:
-            self.nblocks = max(self.nblocks, nb) if self.found is None else self.nblocks
             return
         lo, hi = self.nblocks * b, nb * b
         y = log_or_nan(values[lo:hi]).reshape(-1, b)

@@ -138,12 +138,12 @@ class EpisodeTracker:
         elevated: np.ndarray,
         exceeds: np.ndarray,
         values: np.ndarray,
-        starts: np.ndarray | None = None,
-        peaks: np.ndarray | None = None,
+        starts: np.ndarray,
+        peaks: np.ndarray,
     ) -> list[tuple[int, int]]:
         """Chunk starting at series index `offset`. values: the points' values (compared
         only with each other); starts: where an episode a point opens begins (at or before
-        it), and peaks: its highest value up to the point (default: the point's own).
+        it), and peaks: its highest value up to the point.
         Returns (start, index) of each episode opened: where it begins, and the point that
         opened it."""
         opened: list[tuple[int, int]] = []
@@ -156,7 +156,7 @@ class EpisodeTracker:
             if self.open_at is None:
                 if not exceeds[j]:
                     continue
-                pk = v if peaks is None else float(peaks[j])
+                pk = float(peaks[j])
                 if (
                     self.closed
                     and i - self.closed[-1][1] <= self.echo
@@ -164,7 +164,7 @@ class EpisodeTracker:
                 ):
                     self.open_at = self.closed.pop()[0]  # an echo: the last episode goes on
                 else:
-                    start = i if starts is None else int(starts[j])
+                    start = int(starts[j])
                     if self.closed:  # never back into the last episode
                         start = max(start, self.closed[-1][1] + 1)
                     self.open_at = start

@@ -20,13 +20,18 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
-
 from tui.diagnose.bestpoint import FINISHED_FRACTION, MIN_EVALS, RunningBest, r3_side
 from tui.diagnose.divergence import DivergenceDetector
 from tui.diagnose.early_rise import EARLY, EarlyRiseDetector
 from tui.diagnose.findings import Finding
-from tui.diagnose.gradnorm import AGGRESSIVE, MIN_UPDATES, ClipCounter, clip_norm_of, clip_stats
+from tui.diagnose.gradnorm import (
+    AGGRESSIVE,
+    MIN_UPDATES,
+    ClipCounter,
+    clip_norm_of,
+    clip_stats,
+    p90,
+)
 from tui.diagnose.instability import InstabilityDetector
 from tui.diagnose.schedule_check import DropTracker, finding_from_drops
 from tui.diagnose.spikes import GRAD_OUTLIER, LOSS_SPIKE, Jump, JumpDetector
@@ -61,6 +66,11 @@ def _clean(evidence: dict[str, Any]) -> dict[str, Any]:
         k: (repr(v) if isinstance(v, float) and not math.isfinite(v) else v)
         for k, v in evidence.items()
     }
+
+
+def _jump_evidence(ev: Jump) -> dict[str, Any]:
+    """What a loss spike or grad-norm outlier shows: the value, its baseline, how far above."""
+    return {"value": ev.value, "baseline": ev.baseline, "ratio": ev.ratio, "z": ev.z}
 
 
 def _finding(
@@ -143,8 +153,7 @@ class RunDetectors:
             if n > c:
                 self._feed(name, s, c, n)
                 self._consumed[name] = n
-                self._last_step[name] = int(s.steps[n - 1])
-                last = int(s.steps[n - 1])
+                last = self._last_step[name] = int(s.steps[n - 1])
                 self._max_step = last if self._max_step is None else max(self._max_step, last)
         before = self._findings
         self._findings = self._compose()
@@ -163,9 +172,7 @@ class RunDetectors:
             for ev in self.grads.consume(steps, values, start, end):
                 self._grad_events.append(ev)
                 if len(self._grad_events) <= MAX_GRAD_P90:  # p90 of the norms up to here
-                    v = np.asarray(values[: ev.index + 1], np.float64)
-                    v = v[np.isfinite(v)]
-                    self._grad_p90 = float(np.percentile(v, 90)) if v.shape[0] else None
+                    self._grad_p90 = p90(values[: ev.index + 1])
             self.clip.consume_grad(values, start, end)
         elif name == "lr":
             self.ramp.consume(steps, values, start, end)
@@ -252,13 +259,7 @@ class RunDetectors:
                     "loss_spike",
                     msg,
                     ev.step,
-                    {
-                        "value": ev.value,
-                        "baseline": ev.baseline,
-                        "ratio": ev.ratio,
-                        "z": ev.z,
-                        "phase": phase,
-                    },
+                    {**_jump_evidence(ev), "phase": phase},
                 )
             )
         # R12 rise after a decline
@@ -332,15 +333,7 @@ class RunDetectors:
                     "grad_norm_outlier",
                     msg,
                     ev.step,
-                    {
-                        "value": ev.value,
-                        "baseline": ev.baseline,
-                        "ratio": ev.ratio,
-                        "z": ev.z,
-                        "p90": self._grad_p90,
-                        "episodes": n,
-                        "steps": steps,
-                    },
+                    {**_jump_evidence(ev), "p90": self._grad_p90, "episodes": n, "steps": steps},
                 )
             )
         # R24 clipping share

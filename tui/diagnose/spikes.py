@@ -32,7 +32,7 @@ from tui.diagnose.robust import EpisodeTracker, block_baselines, log_or_nan
 
 @dataclass(frozen=True)
 class Jump:
-    index: int  # position in the series
+    index: int  # position in the series of the spike's first point
     step: int
     value: float
     baseline: float  # the trailing median, in the series' own units

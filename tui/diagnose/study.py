@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from tui.diagnose.bestpoint import FINISHED_FRACTION, MIN_EVALS, r3_side
+from tui.diagnose.bestpoint import FINISHED_FRACTION, MIN_EVALS, r3_side, series_min
 from tui.diagnose.findings import Finding
 from tui.diagnose.fit import is_fit_study, steps_to_fit
 from tui.logs.model import Run, Study
@@ -72,19 +72,6 @@ def is_infeasible(run: Run, blowup_factor: float = 5.0) -> bool:
     return bool(first > 0 and (v > blowup_factor * first).any())
 
 
-def _best(run: Run, name: str) -> tuple[float, int, int] | None:
-    """(lowest finite value, its step, finite count) of a series."""
-    if not run.store.has(name):
-        return None
-    s = run.store.series(name)
-    v = np.asarray(s.values, np.float64)
-    ok = np.isfinite(v)
-    if not ok.any():
-        return None
-    i = int(np.flatnonzero(ok)[np.argmin(v[ok])])
-    return float(v[i]), int(s.steps[i]), int(ok.sum())
-
-
 def _numeric(values: list[Any]) -> list[float] | None:
     out = []
     for v in values:
@@ -136,10 +123,10 @@ def diagnose_study(
     feasible = [r for r in runs if r.id not in infeasible]
     metric = None
     if feasible:
-        metric = "val_loss" if all(_best(r, "val_loss") for r in feasible) else "loss"
+        metric = "val_loss" if all(series_min(r.store, "val_loss") for r in feasible) else "loss"
     objective: dict[str, float] = {}
     for r in feasible:
-        b = _best(r, metric) if metric else None
+        b = series_min(r.store, metric) if metric else None
         if b is not None:
             objective[r.id] = b[0]
     best_run = min(objective, key=lambda k: objective[k]) if objective else None
@@ -255,7 +242,7 @@ def _feasibility_edge(
 
 def _trial_fraction(run: Run) -> tuple[float, int] | None:
     """(best val step fraction, best step) for a finished trial with enough evaluations."""
-    b = _best(run, "val_loss")
+    b = series_min(run.store, "val_loss")
     total = run.total_steps
     last = run.max_step
     if b is None or b[2] < MIN_EVALS or not total or last is None:

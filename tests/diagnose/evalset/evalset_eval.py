@@ -16,7 +16,7 @@ import numpy as np
 
 from tui.diagnose.findings import Finding, severity_rank
 from tui.diagnose.run_checks import diagnose_run
-from tui.diagnose.study import adjust_run_findings, diagnose_study
+from tui.diagnose.study import diagnose_study
 from tui.logs.batch import ColumnBatch
 from tui.logs.model import Run, Study
 from tui.logs.store import RunStore
@@ -255,7 +255,6 @@ def evaluate(records: list[dict[str, Any]]) -> Report:
             swept={param: [m[0]["hparams"][param] for m in members]},
         )
         verdict = diagnose_study(study, {r.id: diagnose_run(r) for r in runs})
-        adjust_run_findings(study, verdict, {r.id: diagnose_run(r) for r in runs})
         sweeps[name] = (members[0][0]["expect"], classify_sweep(verdict.findings))
     n = len(records)
     return Report(
