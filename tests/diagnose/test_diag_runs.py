@@ -224,6 +224,21 @@ def test_a_peak_with_a_tail_is_found_in_real_noisy_runs() -> None:
         assert any(abs(f - i) <= 3 for f in found), (name, found)
 
 
+def test_a_spike_found_from_its_start_names_the_step_of_its_value() -> None:
+    """Real training (committed evaluation set, digits batch 8, LR spike): the loss rises at
+    step 130 (0.65) and peaks at 131 (8.0). The finding starts at 130 and its message and
+    evidence say where the value it quotes was logged."""
+    from evalset_eval import to_run
+
+    from tui.diagnose.run_checks import diagnose_run
+
+    rec, _ = _evalset_run("spike01_digits_mlp_sgd_bs8_lr")
+    (f,) = [f for f in diagnose_run(to_run(rec)) if f.kind == "loss_spike" and f.step == 130]
+    assert f.evidence["peak_step"] == 131
+    assert f.evidence["value"] == pytest.approx(8.045, rel=1e-3)
+    assert "8.045 at step 131 (rising from step 130)" in f.message
+
+
 @pytest.mark.parametrize(
     "name",
     [

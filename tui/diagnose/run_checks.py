@@ -68,9 +68,23 @@ def _clean(evidence: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _where(ev: Jump) -> str:
+    """The step of a jump's value, and where the jump began when that was earlier."""
+    if ev.peak_step == ev.step:
+        return str(ev.step)
+    return f"{ev.peak_step} (rising from step {ev.step})"
+
+
 def _jump_evidence(ev: Jump) -> dict[str, Any]:
-    """What a loss spike or grad-norm outlier shows: the value, its baseline, how far above."""
-    return {"value": ev.value, "baseline": ev.baseline, "ratio": ev.ratio, "z": ev.z}
+    """What a loss spike or grad-norm outlier shows: its highest value and where it was logged,
+    the baseline, how far above."""
+    return {
+        "value": ev.value,
+        "peak_step": ev.peak_step,
+        "baseline": ev.baseline,
+        "ratio": ev.ratio,
+        "z": ev.z,
+    }
 
 
 def _finding(
@@ -250,7 +264,7 @@ class RunDetectors:
             phase = self._phase(ev.step)
             how = f"{ev.ratio:.1f}x" if ev.ratio is not None else "far above"
             msg = (
-                f"loss jumped to {_g(ev.value)} at step {ev.step}, {how} its recent median "
+                f"loss jumped to {_g(ev.value)} at step {_where(ev)}, {how} its recent median "
                 f"{_g(ev.baseline)} ({ev.z:.0f} robust sd) — R13: sudden {phase} instability;"
                 f" check grad_norm there, consider clipping at p90 (R23) or warmup (R17)"
             )
@@ -323,7 +337,7 @@ class RunDetectors:
             n = len(self._grad_events)
             steps = [e.step for e in self._grad_events[:20]]
             msg = (
-                f"grad norm {_g(ev.value)} at step {ev.step} is {_times(ev.ratio)} the "
+                f"grad norm {_g(ev.value)} at step {_where(ev)} is {_times(ev.ratio)} the "
                 f"typical {_g(ev.baseline)}; {n} outlier episode(s); p90 "
                 f"{_g(self._grad_p90)} — R14: outliers explain instability; clip near p90 "
                 f"(R23)"

@@ -38,6 +38,7 @@ class Jump:
     baseline: float  # the trailing median, in the series' own units
     ratio: float | None  # value / baseline (None when the baseline is not positive)
     z: float  # robust z-score (in log space for positive series)
+    peak_step: int  # where `value` was logged (the spike's highest point so far)
 
 
 @dataclass(frozen=True)
@@ -358,7 +359,7 @@ class JumpDetector:
             baseline = math.exp(j.m[k]) if self.log_mode else float(j.m[k])
             ratio = value / baseline if baseline > 0 else None
             z = float((y[top - base] - j.m[k]) / j.sigma[k])
-            out.append(Jump(first, int(steps[first]), value, baseline, ratio, z))
+            out.append(Jump(first, int(steps[first]), value, baseline, ratio, z, int(steps[top])))
         return out
 
     def _baselines(
