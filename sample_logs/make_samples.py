@@ -145,7 +145,7 @@ def write_manifest(out: Path, made: list[str], timings: dict[str, float]) -> Non
 
 
 def versions() -> dict[str, str]:
-    out = {}
+    out: dict[str, str] = {}
     for name in PACKAGES:
         try:
             out[name] = metadata.version(name)
@@ -192,6 +192,15 @@ def child_env() -> dict[str, str]:
     return env
 
 
+def folder_of(output: str) -> Path | None:
+    """The runner prints its output folder first and last, progress lines between: echo the
+    progress and return the folder (None when the last line names none)."""
+    lines = [ln for ln in output.splitlines() if ln.strip()]
+    for line in lines[1:-1]:
+        say(f"  {line}")
+    return Path(lines[-1]) if lines and Path(lines[-1]).is_dir() else None
+
+
 def run_runner(spec: dict[str, Any], out_dir: Path, tmp: Path) -> Path:
     """Write the spec as TOML (validated by runner.spec) and run it; returns the folder."""
     from runner import spec as rspec  # no torch import: cheap
@@ -208,17 +217,14 @@ def run_runner(spec: dict[str, Any], out_dir: Path, tmp: Path) -> Path:
         text=True,
         check=False,
     )
-    lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
+    folder = folder_of(proc.stdout)
     # exit 3 is "diverged", the point of some of these samples; a study's own exit code says
     # whether the study ran, so anything but a folder on the last line is a real failure
-    if not lines or not Path(lines[-1]).is_dir():
+    if folder is None:
         raise RuntimeError(
             f"runner failed on {path} (exit {proc.returncode}):\n"
             f"{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
         )
-    folder = Path(lines[-1])
-    for line in lines[1:-1]:
-        say(f"  {line}")
     return folder
 
 
@@ -314,11 +320,7 @@ def section_runner(out: Path, tmp: Path) -> list[str]:
 
     # the warmup study the dashboard's `w` key would launch for that sweep (R18, R19): the
     # lead's remedy code picks the unstable rate and the warmup lengths; we only wait for it
-    before = {p.name for p in rdir.iterdir()}
     warm = launch_plan("warmup", study, rdir)
-    if warm is None:
-        new = sorted(p for p in rdir.iterdir() if p.name not in before)
-        warm = new[-1] if new else None
     if warm is not None:
         relativize_remedy(warm, out)
         done(warm, "warmup study launched by `python -m tui plan warmup ... --launch`")
@@ -347,11 +349,7 @@ def section_runner(out: Path, tmp: Path) -> list[str]:
         for t in sorted(adam.glob("t*"))
         if json.loads((t / "run.json").read_text())["hparams"]["optimizer.lr"] == 0.03
     )
-    before = {p.name for p in rdir.iterdir()}
     rescue = launch_plan("warmup", stalled, rdir, extra=["--factor", "1"])
-    if rescue is None:
-        new = sorted(p for p in rdir.iterdir() if p.name not in before)
-        rescue = new[-1] if new else None
     if rescue is not None:
         # a name of its own beside the 10x study above (the plan names both "warmup-...")
         named = rescue.with_name(rescue.name.replace("warmup-", "warmup_rescue-", 1))
@@ -379,9 +377,11 @@ def launch_plan(
     kind: str, target: Path, out_dir: Path, timeout: float = 600, extra: list[str] | None = None
 ) -> Path | None:
     """`python -m tui plan KIND TARGET --launch --out DIR`, then wait for the study it
-    started (the supervisor detaches it into its own session). Returns its folder."""
+    started (the supervisor detaches it into its own session). Returns its folder: the one
+    its output names, else the newest folder the launch added to out_dir (None if none)."""
     from tui.remedy.supervise import pid_alive  # the supervisor's own liveness test
 
+    before = {p.name for p in out_dir.iterdir()}
     proc = subprocess.run(
         [
             sys.executable,
@@ -417,10 +417,10 @@ def launch_plan(
         if time.monotonic() > deadline:
             raise RuntimeError(f"the {kind} study (pid {pid}) did not end in {timeout:.0f} s")
         time.sleep(0.5)
-    lines = [ln for ln in log.read_text().splitlines() if ln.strip()] if log.exists() else []
-    folder = Path(lines[-1]) if lines and Path(lines[-1]).is_dir() else None
-    for line in lines[1:-1]:
-        say(f"  {line}")
+    folder = folder_of(log.read_text()) if log.exists() else None
+    if folder is None:  # a study that ended early without its closing line left its folder
+        new = sorted(p for p in out_dir.iterdir() if p.name not in before)
+        folder = new[-1] if new else None
     return folder
 
 
@@ -761,8 +761,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(ns.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     chosen = ns.only or list(SECTIONS)
-    prepare(out, [SECTIONS[s].folder for s in chosen], ns.force)
     folders = [SECTIONS[s].folder for s in chosen]
+    prepare(out, folders, ns.force)
     # entries of sections not remade now stay in the manifest (their runs stay on disk)
     made = [p for p in read_manifest(out) if p.split("/")[0] not in folders]
     timings: dict[str, float] = {}
@@ -784,9 +784,10 @@ def main(argv: list[str] | None = None) -> int:
             timings[name] = round(time.monotonic() - t0, 1)
             write_manifest(out, made, timings)
             say(f"section {name} done in {timings[name]:.0f} s")
-    total = sum(size for _, size in sizes(out))
-    for folder, size in sizes(out):
+    listing = list(sizes(out))  # one walk of the tree for the lines and the total
+    for folder, size in listing:
         say(f"{folder}/: {size / 1e6:.2f} MB")
+    total = sum(size for _, size in listing)
     say(f"all of {out}: {total / 1e6:.2f} MB; {time.monotonic() - t_all:.0f} s")
     return 0
 

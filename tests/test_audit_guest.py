@@ -1,7 +1,7 @@
 """The monitor is a guest (issue 8 item 5): it never unpickles, torch.load-s or yaml.load-s
 what it reads, opens no network socket, and writes nothing into the watched folders. An audit
-hook (PEP 578) in a fresh interpreter proves it for `tunetop check`, a workspace refresh and
-the plans; the app gets the same treatment in tests/app."""
+hook (PEP 578) in a fresh interpreter proves it for `tunetop check` (a workspace refresh and
+the diagnosis) and the plans. The dashboard app itself is not run under the hook."""
 
 from __future__ import annotations
 

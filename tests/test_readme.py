@@ -12,17 +12,19 @@ from pathlib import Path
 
 import pytest
 
+from runner.rundir import read_metrics
+
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 
 
-def blocks(lang: str) -> list[str]:
-    return re.findall(rf"```{lang}\n(.*?)```", README, re.S)
+def blocks(lang: str, text: str = README) -> list[str]:
+    return re.findall(rf"```{lang}\n(.*?)```", text, re.S)
 
 
 def quick_start() -> list[str]:
     section = README.split("## Quick start", 1)[1].split("\n## ", 1)[0]
-    (code,) = re.findall(r"```bash\n(.*?)```", section, re.S)
+    (code,) = blocks("bash", section)
     return [line.split("#", 1)[0].strip() for line in code.splitlines() if line.strip()]
 
 
@@ -95,5 +97,4 @@ def test_user_workload_example_trains(tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr
     folder = Path(out.stdout.strip().splitlines()[-1])
-    rows = [json.loads(line) for line in (tmp_path / folder / "metrics.jsonl").open()]
-    assert any("val_accuracy" in r for r in rows)
+    assert any("val_accuracy" in r for r in read_metrics(tmp_path / folder))

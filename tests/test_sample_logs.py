@@ -13,28 +13,22 @@ import importlib.util
 import io
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
+from runner.rundir import read_metrics
 from tui import check
+from tui.logs.discovery import find_runs
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_logs"
-RUN_FILES = ("metrics.jsonl", "metrics.csv", "trainer_state.json")
 
-
-def _has_runs(root: Path) -> bool:
-    if not root.is_dir():
-        return False
-    return any(
-        p.name in RUN_FILES or ".tfevents." in p.name for p in root.rglob("*") if p.is_file()
-    )
-
-
+# the dashboard's own discovery decides whether there are runs to check
 needs_samples = pytest.mark.skipif(
-    not _has_runs(SAMPLES),
+    not find_runs(SAMPLES),
     reason="sample_logs/ holds no runs: regenerate them with "
     "`python sample_logs/make_samples.py` (about 5 minutes on 2 CPU cores)",
 )
@@ -44,10 +38,8 @@ needs_samples = pytest.mark.skipif(
 def report() -> dict[str, Any]:
     """`tunetop check sample_logs --json`, through the CLI's own entry point."""
     buf = io.StringIO()
-    code = check.main(str(SAMPLES), as_json=True, fail_on="error", out=buf)
-    data = json.loads(buf.getvalue())
-    data["_exit"] = code
-    return data
+    check.main(str(SAMPLES), as_json=True, fail_on="error", out=buf)
+    return json.loads(buf.getvalue())
 
 
 def _kinds(data: dict[str, Any]) -> set[str]:
@@ -81,7 +73,8 @@ def test_required_findings(report: dict[str, Any]) -> None:
         "best_at_search_boundary",
         "best_at_feasibility_edge",
     }
-    assert required <= _kinds(report), sorted(required - _kinds(report))
+    found = _kinds(report)
+    assert required <= found, sorted(required - found)
 
 
 @needs_samples
@@ -109,8 +102,7 @@ def _run(data: dict[str, Any], run_id: str) -> dict[str, Any]:
 
 
 def _best_val_accuracy(folder: Path) -> float:
-    rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
-    return max(r["val_accuracy"] for r in rows if "val_accuracy" in r)
+    return max(r["val_accuracy"] for r in read_metrics(folder) if "val_accuracy" in r)
 
 
 @needs_samples
@@ -160,18 +152,21 @@ def test_small_and_weightless() -> None:
 # -- make_samples.py's safety rule, on a scratch folder --------------------------------------
 
 
-def _make_samples() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("make_samples", SAMPLES / "make_samples.py")
-    if spec is None or spec.loader is None or not (SAMPLES / "make_samples.py").exists():
+@pytest.fixture(scope="module")
+def ms() -> Iterator[ModuleType]:
+    """sample_logs/make_samples.py loaded once as a module (it is a script, not a package)."""
+    path = SAMPLES / "make_samples.py"
+    spec = importlib.util.spec_from_file_location("make_samples", path)
+    if spec is None or spec.loader is None or not path.exists():
         pytest.skip("sample_logs/make_samples.py is absent")
     module = importlib.util.module_from_spec(spec)
     sys.modules["make_samples"] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
-    return module
+    yield module
+    sys.modules.pop("make_samples", None)
 
 
-def test_refuses_non_empty_folder_without_force(tmp_path: Path) -> None:
-    ms = _make_samples()
+def test_refuses_non_empty_folder_without_force(ms: ModuleType, tmp_path: Path) -> None:
     (tmp_path / "runner").mkdir()
     (tmp_path / "runner" / "mine.txt").write_text("a user's file")
     with pytest.raises(SystemExit, match="refusing"):
@@ -182,8 +177,7 @@ def test_refuses_non_empty_folder_without_force(tmp_path: Path) -> None:
     assert (tmp_path / "runner" / "mine.txt").exists()
 
 
-def test_force_deletes_only_manifest_paths(tmp_path: Path) -> None:
-    ms = _make_samples()
+def test_force_deletes_only_manifest_paths(ms: ModuleType, tmp_path: Path) -> None:
     (tmp_path / "runner" / "old-study").mkdir(parents=True)
     (tmp_path / "runner" / "old-study" / "metrics.jsonl").write_text("{}\n")
     (tmp_path / "jsonl" / "plain_loop").mkdir(parents=True)
@@ -197,8 +191,7 @@ def test_force_deletes_only_manifest_paths(tmp_path: Path) -> None:
     assert outside.exists()  # a manifest never points the deletion outside the folder
 
 
-def test_force_spares_files_added_later(tmp_path: Path) -> None:
-    ms = _make_samples()
+def test_force_spares_files_added_later(ms: ModuleType, tmp_path: Path) -> None:
     (tmp_path / "runner" / "old-study").mkdir(parents=True)
     (tmp_path / "runner" / "notes.txt").write_text("a user's file, put there afterwards")
     ms.write_manifest(tmp_path, ["runner/old-study"], {})

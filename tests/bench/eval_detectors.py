@@ -36,22 +36,23 @@ def main() -> None:
     )
     args = ap.parse_args()
     sets: list[tuple[str, Path]] = [("committed (seed 0)", evalset_eval.COMMITTED)]
-    tmp = Path(tempfile.mkdtemp(prefix="tunetop-evalset-"))
-    for seed in args.fresh:
-        import generate
+    # the held-out sets are scratch: scored below, then removed with the folder
+    with tempfile.TemporaryDirectory(prefix="tunetop-evalset-") as tmp:
+        for seed in args.fresh:
+            import generate  # imports torch: only when a fresh set is asked for
 
-        out = tmp / f"evalset-{seed}.jsonl.gz"
-        t0 = time.time()
-        runs = generate.generate(seed)
-        generate.write(runs, out)
-        print(f"generated seed {seed}: {len(runs)} runs in {time.time() - t0:.0f}s")
-        sets.append((f"held-out (seed {seed})", out))
-    for label, path in sets:
-        t0 = time.time()
-        report = evalset_eval.evaluate(evalset_eval.load(path))
-        print(f"== {label}: {path.name} (scored in {time.time() - t0:.1f}s)")
-        for line in report.lines():
-            print("  " + line)
+            out = Path(tmp) / f"evalset-{seed}.jsonl.gz"
+            t0 = time.time()
+            runs = generate.generate(seed)
+            generate.write(runs, out)
+            print(f"generated seed {seed}: {len(runs)} runs in {time.time() - t0:.0f}s")
+            sets.append((f"held-out (seed {seed})", out))
+        for label, path in sets:
+            t0 = time.time()
+            report = evalset_eval.evaluate(evalset_eval.load(path))
+            print(f"== {label}: {path.name} (scored in {time.time() - t0:.1f}s)")
+            for line in report.lines():
+                print("  " + line)
 
 
 if __name__ == "__main__":
