@@ -9,20 +9,16 @@ Both are timed as fresh processes, so interpreter start and imports count on bot
 from __future__ import annotations
 
 import argparse
-import os
-import struct
+import json
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import crc32c
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-
-def _masked(data: bytes) -> int:
-    c = crc32c.crc32c(data)
-    return (((c >> 15) | (c << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+from tui.logs.tfrecord import frame_record
 
 
 def write_events(path: Path, scalars: int) -> None:
@@ -33,12 +29,7 @@ def write_events(path: Path, scalars: int) -> None:
     out = bytearray()
 
     def record(ev: event_pb2.Event) -> None:
-        data = ev.SerializeToString()
-        header = struct.pack("<Q", len(data))
-        out.extend(header)
-        out.extend(struct.pack("<I", _masked(header)))
-        out.extend(data)
-        out.extend(struct.pack("<I", _masked(data)))
+        out.extend(frame_record(ev.SerializeToString()))
 
     record(event_pb2.Event(wall_time=1.7e9, file_version="brain.Event:2"))
     for step in range(steps):
@@ -70,7 +61,7 @@ print(sum(len(ea.Scalars(t)) for t in ea.Tags()["scalars"]))
 
 def timed(cmd: list[str]) -> tuple[float, str]:
     t0 = time.perf_counter()
-    out = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
+    out = subprocess.run(cmd, capture_output=True, text=True)
     dt = time.perf_counter() - t0
     if out.returncode not in (0, 1):
         raise SystemExit(f"{cmd[:3]} failed ({out.returncode}): {out.stderr[-2000:]}")
@@ -93,8 +84,6 @@ def main() -> None:
         )
     ea_s, ea_out = timed([sys.executable, "-c", EA, str(path)])
     check_s, check_out = timed([sys.executable, "-m", "tui", "check", str(path), "--json"])
-    import json
-
     report = json.loads(check_out)
     counted = sum(m["count"] for r in report["runs"] for m in r["metrics"].values())
     print(f"scalars: EventAccumulator {int(ea_out.strip())}, tunetop check {counted}")

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tui.logs.batch import ColumnBatch
 from tui.logs.reader import ReadResult
 
@@ -95,6 +97,54 @@ def run_unprivileged(fn: Callable[[], Any]) -> Any:
     if status != "ok":
         raise RuntimeError(value)
     return value
+
+
+def read_locked(folder: Path, make_reader: Callable[[], Any]) -> tuple[int, list[str]]:
+    """(rows, errors) of one read by make_reader()'s reader while `folder` has no permissions
+    at all (read as `nobody` when we are root, see run_unprivileged)."""
+    folder.chmod(0o000)
+    try:
+
+        def attempt() -> list[object]:
+            res = make_reader().read()
+            return [len(res.batch), res.errors]
+
+        n, errors = run_unprivileged(attempt)
+    finally:
+        folder.chmod(0o755)
+    return n, errors
+
+
+def tiny_hf_trainer(out: Path, report_to: list[str]) -> Any:
+    """A Hugging Face Trainer of a tiny GPT-2 on CPU writing to `out`: 12 steps, a log entry
+    every step, evaluation and a checkpoint every 4. Skips the test where it cannot run."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    pytest.importorskip("accelerate", reason="the Trainer needs accelerate (transformers[torch])")
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainingArguments
+
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(
+        GPT2Config(vocab_size=32, n_positions=16, n_embd=16, n_layer=1, n_head=2)
+    )
+    gen = torch.Generator().manual_seed(0)
+    data = [
+        {"input_ids": ids, "labels": ids} for ids in torch.randint(0, 32, (16, 8), generator=gen)
+    ]
+    args = TrainingArguments(
+        output_dir=str(out),
+        max_steps=12,
+        per_device_train_batch_size=4,
+        logging_steps=1,
+        eval_strategy="steps",
+        eval_steps=4,
+        save_steps=4,
+        report_to=report_to,
+        use_cpu=True,
+        disable_tqdm=True,
+        learning_rate=1e-3,
+    )
+    return Trainer(model=model, args=args, train_dataset=data, eval_dataset=data[:4])
 
 
 def write(path: Path, data: bytes | str, mode: str = "ab") -> None:

@@ -10,13 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from conftest_text import Collector, rows_of, run_unprivileged, write
+from conftest_text import Collector, Row, read_locked, rows_of, write
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tui.logs.csvlog import CsvReader
-
-Row = tuple[int, dict[str, str]]
 
 
 def expected_csv(text: str, step_key: str = "step", skip: tuple[str, ...] = ()) -> list[Row]:
@@ -281,17 +279,8 @@ def test_unreadable(tmp_path: Path) -> None:
     folder = tmp_path / "locked"
     folder.mkdir()
     write(folder / "m.csv", "step,loss\n0,1\n")
-    folder.chmod(0o000)
-    try:
-
-        def attempt() -> list[object]:
-            res = CsvReader(folder / "m.csv").read()
-            return [len(res.batch), res.errors]
-
-        n, errors = run_unprivileged(attempt)
-    finally:
-        folder.chmod(0o755)
-    assert n == 0 and len(errors) == 1  # type: ignore[arg-type]
+    n, errors = read_locked(folder, lambda: CsvReader(folder / "m.csv"))
+    assert n == 0 and len(errors) == 1
 
 
 def test_big_read_parsed_in_blocks(tmp_path: Path) -> None:

@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tui.logs.csvlog import CsvReader
 from tui.logs.hf_state import HFTrainerStateReader
 from tui.logs.jsonl import JsonlReader
+from tui.logs.reader import Reader
 from tui.logs.store import RunStore
 
 FUZZ = settings(
@@ -27,7 +30,7 @@ def jsonl_lines(n: int) -> list[bytes]:
     ]
 
 
-def read_all(reader) -> RunStore:
+def read_all(reader: Reader) -> RunStore:
     store = RunStore()
     for _ in range(3):  # a few polls: nothing new arrives, nothing breaks
         res = reader.read()
@@ -35,28 +38,26 @@ def read_all(reader) -> RunStore:
     return store
 
 
+@pytest.mark.parametrize(
+    ("name", "head", "reader"),
+    [
+        ("metrics.jsonl", b"", JsonlReader),
+        ("metrics.csv", b"step,loss\n", CsvReader),
+        ("trainer_state.json", b"", HFTrainerStateReader),
+    ],
+)
 @FUZZ
 @given(st.binary(max_size=4000))
-def test_jsonl_random_bytes_never_raise(tmp_path_factory, data: bytes) -> None:
-    p = tmp_path_factory.mktemp("j") / "metrics.jsonl"
-    p.write_bytes(data)
-    read_all(JsonlReader(p))
-
-
-@FUZZ
-@given(st.binary(max_size=4000))
-def test_csv_random_bytes_never_raise(tmp_path_factory, data: bytes) -> None:
-    p = tmp_path_factory.mktemp("c") / "metrics.csv"
-    p.write_bytes(b"step,loss\n" + data)
-    read_all(CsvReader(p))
-
-
-@FUZZ
-@given(st.binary(max_size=4000))
-def test_trainer_state_random_bytes_never_raise(tmp_path_factory, data: bytes) -> None:
-    p = tmp_path_factory.mktemp("h") / "trainer_state.json"
-    p.write_bytes(data)
-    read_all(HFTrainerStateReader(p))
+def test_random_bytes_never_raise(
+    tmp_path_factory: pytest.TempPathFactory,
+    name: str,
+    head: bytes,
+    reader: Callable[[Path], Reader],
+    data: bytes,
+) -> None:
+    p = tmp_path_factory.mktemp("r") / name
+    p.write_bytes(head + data)
+    read_all(reader(p))
 
 
 @FUZZ
@@ -66,7 +67,7 @@ def test_trainer_state_random_bytes_never_raise(tmp_path_factory, data: bytes) -
     junk=st.binary(min_size=1, max_size=40),
 )
 def test_jsonl_mutated_lines_cost_only_themselves(
-    tmp_path_factory, n: int, damaged: list[int], junk: bytes
+    tmp_path_factory: pytest.TempPathFactory, n: int, damaged: list[int], junk: bytes
 ) -> None:
     lines = jsonl_lines(n)
     hit = {i for i in damaged if i < n}
@@ -89,7 +90,7 @@ def test_jsonl_mutated_lines_cost_only_themselves(
     junk=st.binary(min_size=1, max_size=40),
 )
 def test_csv_mutated_rows_cost_only_themselves(
-    tmp_path_factory, n: int, damaged: list[int], junk: bytes
+    tmp_path_factory: pytest.TempPathFactory, n: int, damaged: list[int], junk: bytes
 ) -> None:
     rows = [f"{i},{1.0 / (i + 1)!r}\n".encode() for i in range(n)]
     hit = {i for i in damaged if i < n}

@@ -8,12 +8,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-import pytest
-from conftest_text import Collector, rows_of, run_unprivileged
+from conftest_text import Collector, Row, read_locked, rows_of, tiny_hf_trainer
 
 from tui.logs.hf_state import HFTrainerStateReader, checkpoint_states, newest_trainer_state
-
-Row = tuple[int, dict[str, str]]
 
 
 def expected_hf(log_history: list[dict[str, Any]]) -> list[Row]:
@@ -60,26 +57,10 @@ SUMMARY = {
 
 
 def test_real_trainer_checkpoints_followed_live(tmp_path: Path) -> None:
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    pytest.importorskip("accelerate", reason="the Trainer needs accelerate (transformers[torch])")
-    import torch
-    from transformers import (
-        GPT2Config,
-        GPT2LMHeadModel,
-        Trainer,
-        TrainerCallback,
-        TrainingArguments,
-    )
-
-    torch.manual_seed(0)
-    model = GPT2LMHeadModel(
-        GPT2Config(vocab_size=32, n_positions=16, n_embd=16, n_layer=1, n_head=2)
-    )
-    gen = torch.Generator().manual_seed(0)
-    data = [
-        {"input_ids": ids, "labels": ids} for ids in torch.randint(0, 32, (16, 8), generator=gen)
-    ]
     out = tmp_path / "out"
+    trainer = tiny_hf_trainer(out, report_to=[])
+    from transformers import TrainerCallback
+
     reader = HFTrainerStateReader(out)  # follows the newest checkpoint-N/ of the folder
     c = Collector(reader)
     seen_files: list[Path | None] = []
@@ -89,22 +70,7 @@ def test_real_trainer_checkpoints_followed_live(tmp_path: Path) -> None:
             c.read()  # called after checkpoint-N/ is written
             seen_files.append(reader.current_file)
 
-    args = TrainingArguments(
-        output_dir=str(out),
-        max_steps=12,
-        per_device_train_batch_size=4,
-        logging_steps=1,
-        eval_strategy="steps",
-        eval_steps=4,
-        save_steps=4,
-        report_to=[],
-        use_cpu=True,
-        disable_tqdm=True,
-        learning_rate=1e-3,
-    )
-    trainer = Trainer(
-        model=model, args=args, train_dataset=data, eval_dataset=data[:4], callbacks=[Poll()]
-    )
+    trainer.add_callback(Poll())
     trainer.train()
     c.read()
 
@@ -224,17 +190,8 @@ def test_missing_directory_and_unreadable(tmp_path: Path) -> None:
     folder = tmp_path / "locked"
     folder.mkdir()
     (folder / "trainer_state.json").write_text(state(train_entries(1, 3)))
-    folder.chmod(0o000)
-    try:
-
-        def attempt() -> list[object]:
-            res = HFTrainerStateReader(folder / "trainer_state.json").read()
-            return [len(res.batch), res.errors]
-
-        n, errors = run_unprivileged(attempt)
-    finally:
-        folder.chmod(0o755)
-    assert n == 0 and len(errors) == 1  # type: ignore[arg-type]
+    n, errors = read_locked(folder, lambda: HFTrainerStateReader(folder / "trainer_state.json"))
+    assert n == 0 and len(errors) == 1
 
 
 def test_newest_trainer_state(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
-from conftest_text import Collector, expected_row, rows_of, run_unprivileged, write
+from conftest_text import Collector, Row, expected_row, read_locked, rows_of, write
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -33,7 +33,7 @@ def dump(records: list[dict[str, object]]) -> str:
     return "".join(json.dumps(r) + "\n" for r in records)
 
 
-def expected(records: list[dict[str, object]]) -> list[tuple[int, dict[str, str]]]:
+def expected(records: list[dict[str, object]]) -> list[Row]:
     return [expected_row(int(r["step"]), r, skip=("step", "time")) for r in records]  # type: ignore[arg-type]
 
 
@@ -248,17 +248,8 @@ def test_folder_without_read_permission(tmp_path: Path) -> None:
     folder.mkdir()
     path = folder / "m.jsonl"
     write(path, dump(runner_records(3)))
-    folder.chmod(0o000)
-    try:
-
-        def attempt() -> list[object]:
-            res = JsonlReader(path).read()
-            return [len(res.batch), res.errors]
-
-        n, errors = run_unprivileged(attempt)
-    finally:
-        folder.chmod(0o755)
-    assert n == 0 and len(errors) == 1  # type: ignore[arg-type]
+    n, errors = read_locked(folder, lambda: JsonlReader(path))
+    assert n == 0 and len(errors) == 1
 
 
 def test_append_while_reading(tmp_path: Path) -> None:
@@ -269,7 +260,7 @@ def test_append_while_reading(tmp_path: Path) -> None:
     recs = runner_records(3000, eval_every=7)
     data = dump(recs).encode()
     reader = JsonlReader(path)
-    rows: list[tuple[int, dict[str, str]]] = []
+    rows: list[Row] = []
 
     def writer() -> None:
         with open(path, "ab") as fh:

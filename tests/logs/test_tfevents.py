@@ -151,6 +151,21 @@ def write(path: Path, records: Iterable[bytes], mode: str = "wb") -> list[int]:
     return offsets
 
 
+def append_raw(path: Path, data: bytes) -> int:
+    """Append bytes as they are (no framing); returns the offset they start at."""
+    with open(path, "ab") as fh:
+        at = fh.tell()
+        fh.write(data)
+    return at
+
+
+def overwrite(path: Path, offset: int, data: bytes) -> None:
+    """Write bytes in place at `offset` (same inode): data landing over NFS zeros."""
+    with open(path, "r+b") as fh:
+        fh.seek(offset)
+        fh.write(data)
+
+
 def steps_file(path: Path, n: int, start: int = 0) -> list[int]:
     recs = [file_version()] if start == 0 else []
     for s in range(start, start + n):
@@ -511,9 +526,7 @@ def test_crc_broken_record_in_the_middle(tmp_path: Path, where: str) -> None:
 def test_garbage_between_records(tmp_path: Path) -> None:
     path = tmp_path / "events.out.tfevents.1.host"
     steps_file(path, 5)
-    size = path.stat().st_size
-    with open(path, "ab") as fh:
-        fh.write(b"\x07garbage that is no record at all" * 3)
+    size = append_raw(path, b"\x07garbage that is no record at all" * 3)
     steps_file(path, 5, start=5)
     res, got = read_all(path)
     assert len(res.errors) == 1 and f"offset {size} " in res.errors[0]
@@ -523,10 +536,8 @@ def test_garbage_between_records(tmp_path: Path) -> None:
 def test_huge_declared_length_refused_before_allocating(tmp_path: Path) -> None:
     path = tmp_path / "events.out.tfevents.1.host"
     steps_file(path, 5)
-    bad_at = path.stat().st_size
     head = struct.pack("<Q", 1 << 40)
-    with open(path, "ab") as fh:
-        fh.write(head + struct.pack("<I", tr.masked_crc(head)) + b"\x01" * 64)
+    bad_at = append_raw(path, head + struct.pack("<I", tr.masked_crc(head)) + b"\x01" * 64)
     steps_file(path, 5, start=5)
     tracemalloc.start()
     try:
@@ -540,8 +551,7 @@ def test_huge_declared_length_refused_before_allocating(tmp_path: Path) -> None:
     assert same(got, expected_steps(0, 10))
     # the same header at the very end: refused, not waited for
     head = struct.pack("<Q", tr.MAX_RECORD + 1)
-    with open(path, "ab") as fh:
-        fh.write(head + struct.pack("<I", tr.masked_crc(head)))
+    append_raw(path, head + struct.pack("<I", tr.masked_crc(head)))
     res = TfEventsReader(path).read()
     assert any("exceeds" in e for e in res.errors)
 
@@ -549,23 +559,19 @@ def test_huge_declared_length_refused_before_allocating(tmp_path: Path) -> None:
 def test_nul_tail_waits_then_reads_landed_data(tmp_path: Path) -> None:
     path = tmp_path / "events.out.tfevents.1.host"
     steps_file(path, 5)
-    good_end = path.stat().st_size
     more = b"".join(
         tr.frame_record(scalar_event(t, v, s))
         for s in range(5, 8)
         for t, v in (("loss", 1.0 / (s + 1)), ("lr", 0.1))
     )
-    with open(path, "ab") as fh:
-        fh.write(b"\0" * len(more))  # NFS: the file grew, its data has not landed
+    good_end = append_raw(path, b"\0" * len(more))  # NFS: the file grew, its data has not landed
     clock = FakeClock()
     r = TfEventsReader(path, nul_grace_s=5.0, clock=clock)
     res = r.read()
     assert res.errors == [] and same(points(res.batch), expected_steps(0, 5))
     clock.now = 4.9
     assert r.read().errors == []
-    with open(path, "r+b") as fh:  # the data lands in place
-        fh.seek(good_end)
-        fh.write(more)
+    overwrite(path, good_end, more)  # the data lands in place
     clock.now = 30.0
     res = r.read()
     assert res.errors == [] and same(points(res.batch), expected_steps(5, 3))
@@ -574,9 +580,7 @@ def test_nul_tail_waits_then_reads_landed_data(tmp_path: Path) -> None:
 def test_nul_block_called_corrupt_after_grace_and_reading_goes_on(tmp_path: Path) -> None:
     path = tmp_path / "events.out.tfevents.1.host"
     steps_file(path, 5)
-    zeros_at = path.stat().st_size
-    with open(path, "ab") as fh:
-        fh.write(b"\0" * 100)
+    zeros_at = append_raw(path, b"\0" * 100)
     clock = FakeClock()
     r = TfEventsReader(path, nul_grace_s=5.0, clock=clock)
     assert r.read().errors == []
@@ -592,18 +596,14 @@ def test_partially_landed_record_waits(tmp_path: Path) -> None:
     """The header landed, the rest of the record is still zeros (its data CRC too)."""
     path = tmp_path / "events.out.tfevents.1.host"
     steps_file(path, 2)
-    at = path.stat().st_size
     rec = tr.frame_record(scalar_event("loss", 0.5, 2))
-    with open(path, "ab") as fh:
-        fh.write(rec[:14] + b"\0" * (len(rec) - 14))
+    at = append_raw(path, rec[:14] + b"\0" * (len(rec) - 14))
     clock = FakeClock()
     r = TfEventsReader(path, clock=clock)
     assert r.read().errors == []
     clock.now = 1.0
     assert r.read().errors == []
-    with open(path, "r+b") as fh:
-        fh.seek(at)
-        fh.write(rec)
+    overwrite(path, at, rec)
     res = r.read()
     assert res.errors == [] and points(res.batch) == {"loss": [(2, 0.5)]}
 
@@ -613,11 +613,9 @@ def test_half_landed_record_then_zeros(tmp_path: Path, lands: bool) -> None:
     """NFS: the file grew by three records; only the first one's header has landed."""
     path = tmp_path / "events.out.tfevents.1.host"
     steps_file(path, 2)
-    at = path.stat().st_size
     recs = [tr.frame_record(scalar_event("loss", 0.5 + i, 2 + i)) for i in range(3)]
     more = b"".join(recs)
-    with open(path, "ab") as fh:
-        fh.write(more[:14] + b"\0" * (len(more) - 14))
+    at = append_raw(path, more[:14] + b"\0" * (len(more) - 14))
     clock = FakeClock()
     r = TfEventsReader(path, nul_grace_s=5.0, clock=clock)
     assert r.read().errors == []
@@ -625,9 +623,7 @@ def test_half_landed_record_then_zeros(tmp_path: Path, lands: bool) -> None:
         clock.now = now
         assert r.read().errors == []
     if lands:
-        with open(path, "r+b") as fh:
-            fh.seek(at)
-            fh.write(more)
+        overwrite(path, at, more)
         clock.now = 10.0
         res = r.read()
         assert res.errors == []

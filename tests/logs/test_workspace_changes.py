@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ def rows(start: int, stop: int, scale: float = 1.0) -> str:
     )
 
 
-def polls_until(ws: Workspace, predicate, limit: int = 2) -> int:
+def polls_until(ws: Workspace, predicate: Callable[[], bool], limit: int = 2) -> int:
     """Refresh until predicate() holds; returns the number of polls it took (fails past
     `limit`)."""
     for n in range(1, limit + 1):
@@ -27,6 +28,16 @@ def polls_until(ws: Workspace, predicate, limit: int = 2) -> int:
         if predicate():
             return n
     raise AssertionError(f"not recovered within {limit} polls")
+
+
+def one_run(root: Path, n: int) -> tuple[Path, Workspace]:
+    """Run folder `r` under root with n rows of metrics.jsonl, and a workspace that read it."""
+    run = root / "r"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text(rows(0, n))
+    ws = Workspace([root])
+    ws.refresh()
+    return run, ws
 
 
 def loss_steps(ws: Workspace, run: str) -> list[int]:
@@ -55,11 +66,7 @@ def test_new_files_and_run_folders_appear(tmp_path: Path) -> None:
 
 
 def test_rsync_replace_with_more_rows(tmp_path: Path) -> None:
-    run = tmp_path / "r"
-    run.mkdir()
-    (run / "metrics.jsonl").write_text(rows(0, 50))
-    ws = Workspace([tmp_path])
-    ws.refresh()
+    run, ws = one_run(tmp_path, 50)
     tmp = run / ".metrics.jsonl.XyZ12"  # rsync's temp name, then a rename over the file
     tmp.write_text(rows(0, 80))
     os.replace(tmp, run / "metrics.jsonl")
@@ -67,11 +74,7 @@ def test_rsync_replace_with_more_rows(tmp_path: Path) -> None:
 
 
 def test_truncate_to_zero_keeps_what_was_read(tmp_path: Path) -> None:
-    run = tmp_path / "r"
-    run.mkdir()
-    (run / "metrics.jsonl").write_text(rows(0, 30))
-    ws = Workspace([tmp_path])
-    ws.refresh()
+    run, ws = one_run(tmp_path, 30)
     os.truncate(run / "metrics.jsonl", 0)
     ws.refresh()
     assert loss_steps(ws, "r") == list(range(30))  # data already read stays
@@ -81,11 +84,7 @@ def test_truncate_to_zero_keeps_what_was_read(tmp_path: Path) -> None:
 
 
 def test_delete_then_recreate_under_the_same_name(tmp_path: Path) -> None:
-    run = tmp_path / "r"
-    run.mkdir()
-    (run / "metrics.jsonl").write_text(rows(0, 20))
-    ws = Workspace([tmp_path])
-    ws.refresh()
+    run, ws = one_run(tmp_path, 20)
     (run / "metrics.jsonl").unlink()
     ws.refresh()
     assert loss_steps(ws, "r") == list(range(20))
@@ -96,11 +95,7 @@ def test_delete_then_recreate_under_the_same_name(tmp_path: Path) -> None:
 
 
 def test_restarted_run_supersedes_and_is_marked(tmp_path: Path) -> None:
-    run = tmp_path / "r"
-    run.mkdir()
-    (run / "metrics.jsonl").write_text(rows(0, 100))
-    ws = Workspace([tmp_path])
-    ws.refresh()
+    run, ws = one_run(tmp_path, 100)
     with open(run / "metrics.jsonl", "a") as fh:  # resumed from the step-60 checkpoint
         fh.write(rows(60, 120, scale=3.0))
     ws.refresh()
@@ -112,11 +107,7 @@ def test_restarted_run_supersedes_and_is_marked(tmp_path: Path) -> None:
 
 
 def test_vanished_run_folder_is_an_error_not_a_crash(tmp_path: Path) -> None:
-    run = tmp_path / "r"
-    run.mkdir()
-    (run / "metrics.jsonl").write_text(rows(0, 10))
-    ws = Workspace([tmp_path])
-    ws.refresh()
+    run, ws = one_run(tmp_path, 10)
     (run / "metrics.jsonl").unlink()
     run.rmdir()
     ws.refresh()
@@ -125,7 +116,6 @@ def test_vanished_run_folder_is_an_error_not_a_crash(tmp_path: Path) -> None:
 
 def test_check_marks_the_restart(tmp_path: Path) -> None:
     import io
-    import json as _json
 
     from tui.check import main
 
@@ -134,7 +124,7 @@ def test_check_marks_the_restart(tmp_path: Path) -> None:
     (run / "metrics.jsonl").write_text(rows(0, 100) + rows(60, 120, scale=3.0))
     out = io.StringIO()
     main(str(tmp_path), True, "error", out=out)
-    (r,) = _json.loads(out.getvalue())["runs"]
+    (r,) = json.loads(out.getvalue())["runs"]
     assert r["restarts"] == [{"step": 60, "previous_max": 99}]
     assert r["metrics"]["loss"]["count"] == 120
     text = io.StringIO()

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import pytest
+from conftest_text import tiny_hf_trainer
 
 from tui.logs.workspace import Workspace
 
@@ -13,35 +12,8 @@ from tui.logs.workspace import Workspace
 def test_hf_output_folder_counts_each_point_once(tmp_path: Path) -> None:
     """A Trainer with TensorBoard reporting: its runs/*/events and checkpoint-N states hold
     the same series; the event file is read, each point once (DESIGN.md)."""
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    pytest.importorskip("accelerate")
-    import torch
-    from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainingArguments
-
-    torch.manual_seed(0)
-    model = GPT2LMHeadModel(
-        GPT2Config(vocab_size=32, n_positions=16, n_embd=16, n_layer=1, n_head=2)
-    )
-    gen = torch.Generator().manual_seed(0)
-    data = [
-        {"input_ids": ids, "labels": ids} for ids in torch.randint(0, 32, (16, 8), generator=gen)
-    ]
-    out = tmp_path / "hf_out"
-    args = TrainingArguments(
-        output_dir=str(out),
-        max_steps=12,
-        per_device_train_batch_size=4,
-        logging_steps=1,
-        eval_strategy="steps",
-        eval_steps=4,
-        save_steps=4,
-        report_to=["tensorboard"],
-        use_cpu=True,
-        disable_tqdm=True,
-        learning_rate=1e-3,
-    )
     ws = Workspace([tmp_path])
-    Trainer(model=model, args=args, train_dataset=data, eval_dataset=data[:4]).train()
+    tiny_hf_trainer(tmp_path / "hf_out", report_to=["tensorboard"]).train()
     ws.refresh()
     assert list(ws.runs) == ["hf_out"]
     run = ws.runs["hf_out"]

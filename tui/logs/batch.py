@@ -84,22 +84,27 @@ def concat_batches(batches: list[ColumnBatch]) -> ColumnBatch:
         return batches[0]
     steps = np.concatenate([b.steps for b in batches])
     times = np.concatenate([b.times for b in batches])
+    return ColumnBatch(steps, times, concat_columns([(b.columns, len(b)) for b in batches]))
+
+
+def concat_columns(parts: list[tuple[Mapping[str, Column], int]]) -> dict[str, Column]:
+    """The columns of consecutive row ranges (each part: its columns and its row count) as one
+    set, in order of first appearance; a column missing from a part is a hole there."""
     names: dict[str, None] = {}
-    for b in batches:
-        for name in b.columns:
-            names.setdefault(name, None)
+    for cols, _ in parts:
+        names.update(dict.fromkeys(cols))
     columns: dict[str, Column] = {}
     for name in names:
-        vals = []
-        pres = []
-        for b in batches:
-            col = b.columns.get(name)
+        vals: list[np.ndarray] = []
+        pres: list[np.ndarray] = []
+        for cols, n in parts:
+            col = cols.get(name)
             if col is None:
-                vals.append(np.full(len(b), np.nan))
-                pres.append(np.zeros(len(b), np.bool_))
+                vals.append(np.full(n, np.nan))
+                pres.append(np.zeros(n, np.bool_))
             else:
                 vals.append(col.values)
-                pres.append(col.present if col.present is not None else np.ones(len(b), np.bool_))
+                pres.append(col.present if col.present is not None else np.ones(n, np.bool_))
         present = np.concatenate(pres)
         columns[name] = Column(np.concatenate(vals), None if present.all() else present)
-    return ColumnBatch(steps, times, columns)
+    return columns

@@ -57,19 +57,20 @@ class CsvReader:
     def __init__(self, path: str | os.PathLike[str], *, max_errors: int = 5) -> None:
         self.path = Path(path)
         self.max_errors = max_errors
-        self.header: list[str] | None = None  # column names, once the header line is complete
         self.missing = False
-        self._header_raw: bytes | None = None  # the header line's bytes, newline included
-        self._numeric: set[str] = set()  # columns that held numbers: later text in them is damage
-        self._tail = FileTail(self.path)
-        self._steps = StepFiller()
+        self._restart()
 
     def _restart(self) -> None:
+        """Read the file from its start, knowing nothing of it (new reader, rewritten header)."""
         self._tail = FileTail(self.path)
+        self._forget()
+
+    def _forget(self) -> None:
+        """Drop what was learnt from the file's content: its header, steps, numeric columns."""
         self._steps = StepFiller()
-        self._header_raw = None
-        self.header = None
-        self._numeric = set()
+        self.header: list[str] | None = None  # column names, once the header line is complete
+        self._header_raw: bytes | None = None  # the header line's bytes, newline included
+        self._numeric: set[str] = set()  # columns that held numbers: later text in them is damage
 
     def _header_unchanged(self) -> bool:
         """The file still starts with the header we read (True when it cannot be told: a
@@ -94,8 +95,8 @@ class CsvReader:
                 self._restart()
                 reset = True
             got = self._tail.lines()
-            if got.reset:
-                self._restart_keep_tail()
+            if got.reset:  # FileTail already restarted from the file's start
+                self._forget()
                 reset = True
             if got.missing:
                 if not self.missing:
@@ -124,13 +125,6 @@ class CsvReader:
         columns, times, n = self._parse(memoryview(data)[start:], errors)
         batch = build_batch(columns, n, self._steps, time_columns=times)
         return ReadResult(batch, errors.result(), reset)
-
-    def _restart_keep_tail(self) -> None:
-        """FileTail already restarted from the file's start: forget the header and steps."""
-        self._steps = StepFiller()
-        self._header_raw = None
-        self.header = None
-        self._numeric = set()
 
     def _take_header(self, data: bytes, errors: ErrorLog) -> int:
         """Take the first non-blank line of data as the header; return where the rows start."""
@@ -211,12 +205,10 @@ class CsvReader:
         cells = [None if c is None else c.decode("utf-8", "replace") for c in raw]
         series = pd.Series(cells, dtype=object)
         values = pd.to_numeric(series, errors="coerce").to_numpy(np.float64)
-        empty = series.isna().to_numpy() | (series.astype(str).str.strip() == "").to_numpy()
+        stripped = series.astype(str).str.strip()
+        empty = series.isna().to_numpy() | (stripped == "").to_numpy()
         # "nan" parses to NaN like garbage does: tell them apart by spelling
-        number = (
-            ~np.isnan(values)
-            | series.astype(str).str.strip().str.lower().isin(["nan", "-nan", "+nan"]).to_numpy()
-        )
+        number = ~np.isnan(values) | stripped.str.lower().isin(["nan", "-nan", "+nan"]).to_numpy()
         number &= ~empty
         text = ~number & ~empty
         if not text.any():
@@ -234,11 +226,13 @@ class CsvReader:
 
 
 def _utf8(data: bytes | memoryview) -> bool:
-    raw = bytes(data) if isinstance(data, memoryview) else data
-    if raw.isascii():
+    # memoryview has no isascii(), and bytes(view) would copy the whole read: ask the bytes
+    # it views (a superset, so all-ASCII there is all-ASCII here), decode only otherwise
+    whole = data.obj if isinstance(data, memoryview) else data
+    if whole.isascii():  # type: ignore[attr-defined]
         return True
     try:
-        raw.decode("utf-8")
+        str(data, "utf-8")
     except UnicodeDecodeError:
         return False
     return True

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +72,8 @@ def newest_trainer_state(folder: str | os.PathLike[str]) -> Path | None:
     top = folder / STATE_FILE
     newest = checkpoints[-1][1] if checkpoints else None
     try:
-        if top.is_file() and (newest is None or top.stat().st_mtime >= newest.stat().st_mtime):
+        st = top.stat()  # one stat: whether it is a file and how new (this runs every poll)
+        if stat.S_ISREG(st.st_mode) and (newest is None or st.st_mtime >= newest.stat().st_mtime):
             return top
     except OSError:
         pass

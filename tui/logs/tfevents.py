@@ -353,6 +353,17 @@ class TfEventsReader:
             self._tag_bytes.append(raw)
         return tid
 
+    def _learn_tag(self, v: tr.ByteView, a: int, t: int, key: int, known: dict[int, int]) -> int:
+        """The id of the new `t`-byte tag at buffer position `a`, remembered under `key`; -1
+        when its name is already another byte string's (two byte strings, one name after
+        decoding): those are left to protobuf."""
+        raw = v.b[a : a + t].tobytes()
+        tid = self._intern(raw.decode("utf-8", "replace"), raw)
+        if self._tag_bytes[tid] != raw:
+            return -1
+        known[key] = tid
+        return tid
+
     def _decode(
         self,
         buf: bytes,
@@ -580,28 +591,21 @@ class TfEventsReader:
             for _ in range(8):
                 if not rest.shape[0]:
                     break
-                a = int(at[rest[0]])
-                raw = v.b[a : a + t].tobytes()
-                tid = self._intern(raw.decode("utf-8", "replace"), raw)
-                m = h[rest] == h[rest[0]]
-                if self._tag_bytes[tid] == raw:
-                    known[int(h[rest[0]])] = tid
-                    out[rest[m]] = tid
-                # else: two byte strings, one name: leave them to protobuf (out stays -1)
+                key = h[rest[0]]
+                tid = self._learn_tag(v, int(at[rest[0]]), t, int(key), known)
+                m = h[rest] == key
+                out[rest[m]] = tid
                 rest = rest[~m]
             if rest.shape[0]:
                 # ... and many at once by sorting, when there are many
                 uniq, first, inv = np.unique(h[rest], return_index=True, return_inverse=True)
-                new_ids = np.empty(uniq.shape[0], np.int32)
-                for j in range(uniq.shape[0]):
-                    a = int(at[rest[first[j]]])
-                    raw = v.b[a : a + t].tobytes()
-                    tid = self._intern(raw.decode("utf-8", "replace"), raw)
-                    if self._tag_bytes[tid] != raw:
-                        tid = -1  # two byte strings, one name: leave them to protobuf
-                    else:
-                        known[int(uniq[j])] = tid
-                    new_ids[j] = tid
+                new_ids = np.array(
+                    [
+                        self._learn_tag(v, int(at[rest[first[j]]]), t, int(uniq[j]), known)
+                        for j in range(uniq.shape[0])
+                    ],
+                    np.int32,
+                )
                 out[rest] = new_ids[inv.reshape(-1)]
             if words_n > 1:
                 # a hash is no proof: compare each word with the tag's own

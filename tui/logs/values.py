@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tui.logs.batch import Column, ColumnBatch
+from tui.logs.batch import Column, ColumnBatch, concat_columns
 
 STEP_KEYS: tuple[str, ...] = ("step", "global_step", "iteration", "trainer/global_step")
 TIME_KEYS: tuple[str, ...] = ("time", "timestamp", "wall_time", "_timestamp")
@@ -184,25 +184,8 @@ def concat_values(parts: list[tuple[dict[str, Values], int]]) -> tuple[dict[str,
         return {}, 0
     if len(parts) == 1:
         return parts[0]
-    total = sum(n for _, n in parts)
-    names: dict[str, None] = {}
-    for cols, _ in parts:
-        names.update(dict.fromkeys(cols))
-    out: dict[str, Values] = {}
-    for name in names:
-        vals: list[np.ndarray] = []
-        pres: list[np.ndarray] = []
-        for cols, n in parts:
-            got = cols.get(name)
-            if got is None:
-                vals.append(np.full(n, np.nan))
-                pres.append(np.zeros(n, np.bool_))
-            else:
-                vals.append(got[0])
-                pres.append(np.ones(n, np.bool_) if got[1] is None else got[1])
-        present = np.concatenate(pres)
-        out[name] = (np.concatenate(vals), None if present.all() else present)
-    return out, total
+    merged = concat_columns([({k: Column(*v) for k, v in c.items()}, n) for c, n in parts])
+    return {k: (c.values, c.present) for k, c in merged.items()}, sum(n for _, n in parts)
 
 
 def python_number(value: object) -> float | None:

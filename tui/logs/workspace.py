@@ -26,6 +26,9 @@ from tui.logs.model import Run, Study
 from tui.logs.reader import Reader
 
 MAX_ERRORS = 1000  # errors kept; the oldest go first
+# an HF output folder's one reader is keyed <folder>/trainer_state.json (hf_state.STATE_FILE,
+# not imported here: that module is loaded only when a run needs it)
+_HF_STATE = "trainer_state.json"
 
 
 def make_reader(log: LogFile) -> Reader:
@@ -219,7 +222,7 @@ class Workspace:
             if log.format == "hf_trainer_state":
                 # one reader per output folder: it follows the newest checkpoint-N's state
                 # itself and returns only entries beyond those it returned before
-                key = layout.folder / "trainer_state.json"
+                key = layout.folder / _HF_STATE
                 log = LogFile(layout.folder, log.format, ())
             if key in self._sources:
                 continue
@@ -267,8 +270,8 @@ class Workspace:
             p = Path(raw)
             for candidate in (
                 p,
-                p.parent / "trainer_state.json",
-                p.parent.parent / "trainer_state.json",
+                p.parent / _HF_STATE,
+                p.parent.parent / _HF_STATE,
             ):
                 src = self._sources.get(candidate)
                 if src is not None:
