@@ -36,7 +36,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Grid, Horizontal, Vertical
@@ -46,7 +46,7 @@ from textual.widgets import Footer, Input, Static, Tree
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from tui import sanitize
-from tui.config import Config
+from tui.config import Config, load_config
 from tui.diagnose.findings import Finding
 from tui.engine import (
     Engine,
@@ -98,6 +98,23 @@ REMEDY_TITLES = {
     "clip": "gradient clipping (R22-R24)",
     "probe": "early-instability probe (R15)",
     "extend": "a longer round (R6)",
+}
+# remedy kind -> the finding kinds that call for it (shown above the plan in the modal)
+REMEDY_FINDINGS: dict[str, frozenset[str]] = {
+    "warmup": frozenset(
+        {
+            "divergence",
+            "unstable_training",
+            "loss_spike",
+            "best_at_feasibility_edge",
+            "warmup_too_long",
+        }
+    ),
+    "warmup-apply": frozenset({"divergence", "unstable_training", "loss_spike"}),
+    "clip": frozenset(
+        {"grad_norm_outlier", "clipping_too_aggressive", "loss_spike", "unstable_training"}
+    ),
+    "probe": frozenset({"unstable_training", "divergence", "best_at_feasibility_edge"}),
 }
 JOBS_POLL = 1.0  # seconds between two polls of the Supervisor, only while a child runs
 # stopping waits this long after SIGTERM before SIGKILL: longer than the runner's own grace
@@ -356,14 +373,16 @@ class TunetopApp(App[None]):
         self.rebuild_tree()
         self._update_status()
 
+    # The engine posts FindingRaised and RunStatsChanged only for runs that gained points, and
+    # the same round's MetricsAppended after them: that one redraws the plots (and with the
+    # new stats' p90), so the plots are not refreshed twice a round.
     @_while_running
     def on_metrics_appended(self, message: MetricsAppended) -> None:
         self.rounds += 1
         for run_id in message.updated:
             self.last_write[run_id] = message.when or time.time()
         self.refresh_states(message.updated)
-        shown = {r.id for r in self.shown_runs()}
-        if shown & set(message.updated):
+        if self.shows_any(message.updated):
             self.refresh_plots()
 
     @_while_running
@@ -372,15 +391,12 @@ class TunetopApp(App[None]):
         if message.stats:
             self.stats[message.run_id] = message.stats
         self.refresh_states([message.run_id], force=True)
-        if message.run_id in {r.id for r in self.shown_runs()}:
+        if self.shows_any([message.run_id]):
             self.refresh_findings()
-            self.refresh_plots()
 
     @_while_running
     def on_run_stats_changed(self, message: RunStatsChanged) -> None:
         self.stats.update(message.stats)
-        if set(message.stats) & {r.id for r in self.shown_runs()}:
-            self.refresh_plots()
 
     @_while_running
     def on_study_diagnosed(self, message: StudyDiagnosed) -> None:
@@ -418,8 +434,12 @@ class TunetopApp(App[None]):
         self.states[run.id] = state
         return run_label(run, state, self.findings.get(run.id, []), run.id in self.marked, short)
 
-    def _in_study(self, run_id: str) -> bool:
-        return any(any(r.id == run_id for r in s.runs) for s in self.studies.values())
+    def study_id_of(self, run_id: str) -> str | None:
+        """The study a run is a trial of, if any."""
+        for sid, study in self.studies.items():
+            if any(r.id == run_id for r in study.runs):
+                return sid
+        return None
 
     def refresh_states(self, run_ids: Iterable[str] | None = None, force: bool = False) -> None:
         """Recompute the glyphs (live -> stalled happens with time) and relabel what changed."""
@@ -431,30 +451,41 @@ class TunetopApp(App[None]):
             state = self.state_of(run, now)
             if force or state != self.states.get(run_id):
                 self.states[run_id] = state
-                tree.update_run(run_id, self.label(run, self._in_study(run_id)))
+                tree.update_run(run_id, self.label(run, self.study_id_of(run_id) is not None))
 
     def rebuild_tree(self) -> None:
         self.query_one(RunTree).rebuild(self.runs, self.studies, self.filter, self.label)
+
+    def runs_of(self, ref: NodeRef) -> list[Run]:
+        """The run a tree node stands for, or the trials of a study node."""
+        if ref.kind == "run":
+            run = self.runs.get(ref.id)
+            return [run] if run is not None else []
+        study = self.studies.get(ref.id)
+        return [r for r in study.runs if r.id in self.runs] if study is not None else []
 
     def shown_runs(self) -> list[Run]:
         """The marked runs (overlay) if any, else the run or the study under the cursor."""
         if self.marked:
             return [self.runs[r] for r in self.marked if r in self.runs]
-        if self.cursor is None:
-            return []
-        if self.cursor.kind == "run":
-            run = self.runs.get(self.cursor.id)
-            return [run] if run is not None else []
-        study = self.studies.get(self.cursor.id)
-        return [r for r in study.runs if r.id in self.runs] if study is not None else []
+        return self.runs_of(self.cursor) if self.cursor is not None else []
+
+    def shows_any(self, run_ids: Iterable[str]) -> bool:
+        """Whether one of these runs is on screen (plotted, its findings listed)."""
+        shown = {r.id for r in self.shown_runs()}
+        return any(r in shown for r in run_ids)
+
+    def shown_study(self) -> str | None:
+        """The study under the cursor when the screen shows it as a study (no overlay)."""
+        if self.cursor is not None and self.cursor.kind == "study" and not self.marked:
+            return self.cursor.id
+        return None
 
     def p90(self, run_id: str) -> float | None:
         """The p90 clip threshold (R23): the detectors' figure, else computed here."""
-        stats = self.stats.get(run_id, {})
-        for key in ("p90", "clip_p90", "grad_norm_p90", "p90_grad_norm", "clip_threshold"):
-            v = stats.get(key)
-            if isinstance(v, int | float) and math.isfinite(v):
-                return float(v)
+        v = self.stats.get(run_id, {}).get("p90")  # tui.diagnose.gradnorm.clip_stats
+        if isinstance(v, int | float) and math.isfinite(v):
+            return float(v)
         run = self.runs.get(run_id)
         if run is None:
             return None
@@ -469,33 +500,34 @@ class TunetopApp(App[None]):
             plot = self.query_one(pid, MetricPlot)
             plot.show(runs, st)
             plot.refresh()  # redrawn only if a shown run's version moved (render's cache key)
+        first = runs[0] if runs else None
+        p90 = self.p90(first.id) if first is not None else None
         grad = self.query_one("#plot-grad", MetricPlot)
-        grad.set_extras({"p90": {r.id: self.p90(r.id) for r in runs[:1]}})
-        study = self.cursor.kind == "study" and not self.marked if self.cursor else False
+        grad.set_extras({"p90": {first.id: p90} if first is not None else {}})
+        study_id = self.shown_study()
         hist = self.query_one("#plot-hist", HistogramPlot)
         hparam = self.query_one("#plot-hparam", HParamPlot)
-        hist.display = not study
-        hparam.display = study
-        if study and self.cursor is not None:
-            view = self.study_views.get(self.cursor.id)
-            s = self.studies.get(self.cursor.id)
+        hist.display = study_id is None
+        hparam.display = study_id is not None
+        if study_id is not None:
+            view = self.study_views.get(study_id)
             if view is not None:
                 hparam.show(StudyAxis(view.param, view.points, view.best_run))
             else:
+                s = self.studies.get(study_id)
                 hparam.show(StudyAxis(s.param if s else None, [], None))
         else:
-            first = runs[0] if runs else None
-            hist.show(first, self.p90(first.id) if first else None)
+            hist.show(first, p90)
             hist.refresh()
         self._update_status()
 
     def refresh_findings(self) -> None:
         runs = self.shown_runs()
         rows: list[Row] = []
-        if self.cursor is not None and self.cursor.kind == "study" and not self.marked:
-            view = self.study_views.get(self.cursor.id)
-            if view is not None:
-                rows.extend(Row(self.cursor.id, f) for f in view.findings)
+        study_id = self.shown_study()
+        view = self.study_views.get(study_id) if study_id is not None else None
+        if view is not None:
+            rows.extend(Row(view.study_id, f) for f in view.findings)
         for run in runs:
             rows.extend(Row(run.id, f) for f in self.findings.get(run.id, []))
         paths = [str(r.path) for r in runs]
@@ -525,7 +557,9 @@ class TunetopApp(App[None]):
             t.append(" · readonly", style="bold red")
         if self.errors:
             t.append(f" · {len(self.errors)} read errors", style="red")
-        self.query_one("#status", Static).update(t)
+        status = self.query_one("#status", Static)
+        if t != status.content:  # every plot refresh comes here: relayout only on a change
+            status.update(t)
 
     # -- selection -------------------------------------------------------------------------
     def select(self, ref: NodeRef) -> None:
@@ -623,7 +657,7 @@ class TunetopApp(App[None]):
             event.input.remove_class("open")
         self.query_one(RunTree).focus()
 
-    def on_key(self, event: Any) -> None:
+    def on_key(self, event: events.Key) -> None:
         box = self.query_one("#filter", Input)
         if event.key == "escape" and box.has_focus:
             box.value = ""
@@ -648,6 +682,8 @@ class TunetopApp(App[None]):
             return
         if kind == "warmup" and self.is_warmup_study(target):
             kind = "warmup-apply"  # a finished warmup study: apply the warmup it found (R20)
+        if kind == "warmup-apply" and target.id in self.runs:
+            path = path.parent  # w on a trial of a warmup study: the study is the target
         study_id = self._study_of(target)
         why = self.remedy_summary(kind, NodeRef("study", study_id) if study_id else target)
         self.notify(f"planning {REMEDY_TITLES.get(kind, kind)}…", timeout=2)
@@ -667,10 +703,7 @@ class TunetopApp(App[None]):
         run = self.runs.get(target.id)
         if run is None or (run.remedy or {}).get("kind") != "warmup":
             return None
-        for sid, study in self.studies.items():
-            if any(r.id == target.id for r in study.runs):
-                return sid
-        return None
+        return self.study_id_of(target.id)
 
     def is_warmup_study(self, target: NodeRef) -> bool:
         """A study whose runs the warmup remedy made (run.json's remedy), or one of its trials."""
@@ -690,8 +723,6 @@ class TunetopApp(App[None]):
     def compute_plan(self, kind: str, target_id: str, path: Path, why: Text) -> None:
         from tui.remedy.plan import plan
 
-        if kind == "warmup-apply" and self.runs.get(target_id) is not None:
-            path = path.parent  # w on a trial of a warmup study: the study is the target
         self.post_message(PlanReady(kind, target_id, plan(kind, path), why))
 
     @_while_running
@@ -898,31 +929,13 @@ class TunetopApp(App[None]):
 
     def remedy_summary(self, kind: str, target: NodeRef) -> Text:
         """The findings that call for this remedy (the modal shows them above the plan)."""
-        runs = (
-            [self.runs[target.id]]
-            if target.kind == "run" and target.id in self.runs
-            else list(self.studies[target.id].runs)
-            if target.id in self.studies
-            else []
-        )
-        relevant = {
-            "warmup": {
-                "divergence",
-                "unstable_training",
-                "loss_spike",
-                "best_at_feasibility_edge",
-                "warmup_too_long",
-            },
-            "warmup-apply": {"divergence", "unstable_training", "loss_spike"},
-            "clip": {
-                "grad_norm_outlier",
-                "clipping_too_aggressive",
-                "loss_spike",
-                "unstable_training",
-            },
-            "probe": {"unstable_training", "divergence", "best_at_feasibility_edge"},
-        }.get(kind, set())
-        found = [(r.id, f) for r in runs for f in self.findings.get(r.id, []) if f.kind in relevant]
+        relevant = REMEDY_FINDINGS.get(kind, frozenset())
+        found = [
+            (r.id, f)
+            for r in self.runs_of(target)
+            for f in self.findings.get(r.id, [])
+            if f.kind in relevant
+        ]
         view = self.study_views.get(target.id) if target.kind == "study" else None
         if view is not None:
             found += [(target.id, f) for f in view.findings if f.kind in relevant]
@@ -978,8 +991,6 @@ def make_app(
     roots = [Path(p) for p in paths] or [Path(".")]
     if config is None:
         try:
-            from tui.config import load_config
-
             config = load_config(roots[0] if roots[0].is_dir() else roots[0].parent)
         except Exception:  # a broken tunetop.toml must not keep the dashboard from opening
             config = Config()

@@ -15,7 +15,6 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,7 +48,7 @@ class RunDiscovered(Message):
 
 @dataclass
 class StudiesChanged(Message):
-    """The grouping of runs into studies changed: study id -> (path, run ids in swept order)."""
+    """The grouping of runs into studies changed: study id -> Study (runs in swept order)."""
 
     studies: dict[str, Study]
 
@@ -83,7 +82,8 @@ class FindingRaised(Message):
 
 @dataclass
 class RunStatsChanged(Message):
-    """Detector statistics of runs changed (no new finding): run id -> stats."""
+    """Detector statistics of the runs that gained points without a new finding: run id ->
+    stats (sent every round they grow; FindingRaised carries them otherwise)."""
 
     stats: dict[str, dict[str, Any]]
 
@@ -189,7 +189,7 @@ class Engine:
     def __init__(self, roots: list[Path], config: Config | None = None) -> None:
         self.config = config or Config()
         self.workspace = Workspace(roots, self.config)
-        self.detectors: dict[str, Any] = {}
+        self.detectors: dict[str, RunDetectors] = {}
         self.findings: dict[str, list[Finding]] = {}
         self._study_due: dict[str, float] = {}  # study id -> monotonic time it may run again
         self._study_dirty: set[str] = set()
@@ -216,9 +216,10 @@ class Engine:
         known = {r.resolve() for r in ws.roots}
         attached = False
         for path in new:
-            if path.resolve() in known:
+            key = path.resolve()
+            if key in known:
                 continue
-            known.add(path.resolve())
+            known.add(key)
             ws.add_root(path)
             attached = True
         return attached
@@ -262,9 +263,8 @@ class Engine:
             self._study_dirty.update(ws.studies)
         if changes.new_errors:
             out.append(ReadErrors(list(changes.new_errors)))
-        status_changed = list(getattr(changes, "status_changed", []))
-        if status_changed:
-            out.append(RunStatusChanged(status_changed))
+        if changes.status_changed:
+            out.append(RunStatusChanged(list(changes.status_changed)))
         stats_changed: dict[str, dict[str, Any]] = {}
         for run_id in changes.updated:
             run = ws.runs.get(run_id)
@@ -326,6 +326,3 @@ class Engine:
             best = _finite(bp.get("value")) if bp else None
             points.append(StudyPoint(run.id, v, best, run.id in infeasible))
         return StudyDiagnosed(study.id, param, points, best_run, findings)
-
-
-Poster = Callable[[Message], object]

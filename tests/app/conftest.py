@@ -7,10 +7,17 @@ import asyncio
 import inspect
 import json
 import math
+import os
+import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tui.app import TunetopApp
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -119,13 +126,16 @@ def screen_text(app: object) -> str:
 
 async def wait_until(pilot: object, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
     """Poll a condition with a deadline (never a bare sleep as synchronisation)."""
-    import time
-
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         await pilot.pause(0.02)  # type: ignore[attr-defined]
+
+
+async def wait_exited(pilot: object, app: TunetopApp) -> None:
+    """Wait until the app has quit (or is on its way out, its exit screen rendered)."""
+    await wait_until(pilot, lambda: not app.is_running or app._exit_renderables is not None)
 
 
 # -- remedies and jobs (tests/app/test_remedy_ui.py, tests/app/test_jobs.py) -----------------
@@ -179,9 +189,6 @@ def _state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def defunct_children(pid: int | None = None) -> list[str]:
     """`ps` lines of zombie (<defunct>) children of `pid` (default: this process)."""
-    import os
-    import subprocess
-
     out = subprocess.run(
         ["ps", "-o", "pid=,stat=,args=", "--ppid", str(pid or os.getpid())],
         capture_output=True,

@@ -14,15 +14,15 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import defunct_children, screen_text, wait_until
+from conftest import defunct_children, screen_text, wait_exited, wait_until
 from textual.worker import Worker, WorkerState
 
-from tui.app import TunetopApp, make_app
+from tui.app import make_app
 from tui.remedy.supervise import Job, Supervisor, pid_alive
 from tui.widgets.jobs import JobsPanel, JobView
 from tui.widgets.screens import ConfirmScreen, QuitScreen
@@ -37,7 +37,7 @@ def sleeper(sup: Supervisor, out: Path, kind: str = "clip") -> Job:
     return sup.spawn([sys.executable, "-c", SLEEPER], kind, out)
 
 
-def wait_for(predicate: Any, timeout: float = 20.0) -> None:
+def wait_for(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
     """A deadline for code outside the app (no Pilot to pause on)."""
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -59,10 +59,6 @@ def sup(tmp_path: Path) -> Iterator[Supervisor]:
 def root(tmp_path: Path) -> Path:
     (tmp_path / "runs").mkdir()
     return tmp_path / "runs"
-
-
-async def quit_app(pilot: Any, app: TunetopApp) -> None:
-    await wait_until(pilot, lambda: not app.is_running or app._exit_renderables is not None)
 
 
 async def test_k_stops_the_highlighted_job(root: Path, sup: Supervisor) -> None:
@@ -123,7 +119,7 @@ async def test_quit_leaves_children_running(root: Path, sup: Supervisor) -> None
         await pilot.press("q")
         await wait_until(pilot, lambda: isinstance(app.screen, QuitScreen))
         await pilot.press("l")
-        await quit_app(pilot, app)
+        await wait_exited(pilot, app)
     assert job.state == "running" and pid_alive(job.pid)  # left running, own session
     assert os.getsid(job.pid) == job.pid != os.getsid(0)
     assert quick.state == "exited"
@@ -141,7 +137,7 @@ async def test_quit_stops_children(root: Path, sup: Supervisor) -> None:
         await pilot.press("q")
         await wait_until(pilot, lambda: isinstance(app.screen, QuitScreen))
         await pilot.press("s")
-        await quit_app(pilot, app)
+        await wait_exited(pilot, app)
     assert [j.state for j in jobs] == ["stopped", "stopped"]
     assert not any(pid_alive(j.pid) for j in jobs)
     assert defunct_children() == []
@@ -166,7 +162,7 @@ async def test_readonly_quit_cannot_stop(root: Path, sup: Supervisor) -> None:
         await pilot.pause()
         assert isinstance(app.screen, QuitScreen)
         await pilot.press("l")
-        await quit_app(pilot, app)
+        await wait_exited(pilot, app)
     assert job.state == "running"
 
 
@@ -252,7 +248,7 @@ async def test_a_new_start_adopts_running_children(tmp_path: Path, root: Path) -
             await wait_until(pilot, lambda: json.loads(run_json.read_text())["status"] == "stopped")
             await wait_until(pilot, lambda: app._jobs_timer is None)
             await pilot.press("q")  # nothing runs: no question
-            await quit_app(pilot, app)
+            await wait_exited(pilot, app)
     finally:
         if pid_alive(child):
             os.killpg(child, signal.SIGKILL)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import screen_text, wait_until
+from conftest import screen_text, wait_exited, wait_until
 
 from tui.app import TunetopApp, make_app
 from tui.widgets.findings_panel import FindingsPanel
@@ -141,7 +141,7 @@ async def test_help_stop_and_quit(sample_root: Path) -> None:
         await pilot.pause()
         assert any("no launched run" in str(n.message) for n in app._notifications)
         await pilot.press("q")
-        await wait_until(pilot, lambda: not app.is_running or app._exit_renderables is not None)
+        await wait_exited(pilot, app)
     assert app.return_code in (0, None)
 
 

@@ -15,6 +15,7 @@ from conftest import (
     defunct_children,
     runner_spec,
     screen_text,
+    wait_exited,
     wait_until,
     write_run,
     write_runner_run,
@@ -63,10 +64,16 @@ def confirm_button(modal: RemedyModal) -> Button:
     return modal.query_one("#plan-confirm", Button)
 
 
-async def test_clip_plan_is_shown_and_edited(runner_root: Path) -> None:
-    app = make_app([runner_root])
+def record_launches(app: TunetopApp) -> list[Plan]:
+    """The plans the modal confirms, recorded instead of launched."""
     launched: list[Plan] = []
     app.launch_plan = launched.append  # type: ignore[method-assign,assignment]
+    return launched
+
+
+async def test_clip_plan_is_shown_and_edited(runner_root: Path) -> None:
+    app = make_app([runner_root])
+    launched = record_launches(app)
     async with app.run_test(size=SIZE) as pilot:
         modal = await open_plan(pilot, app, "c", NodeRef("run", "base"))
         plan = modal.plan
@@ -171,8 +178,7 @@ async def test_w_on_a_finished_warmup_study_applies_it(tmp_path: Path) -> None:
 async def test_missing_source_blocks_the_launch(sample_root: Path) -> None:
     """Hand-written logs: no run.json, no launch template: the plan says what is missing."""
     app = make_app([sample_root])
-    launched: list[Plan] = []
-    app.launch_plan = launched.append  # type: ignore[method-assign,assignment]
+    launched = record_launches(app)
     async with app.run_test(size=SIZE) as pilot:
         modal = await open_plan(pilot, app, "c", NodeRef("run", "baseline"))
         assert not modal.plan.launchable and modal.plan.missing
@@ -251,7 +257,7 @@ async def test_real_study_launched_from_the_modal(runner_root: Path) -> None:
         assert record["remedy"]["kind"] == "clip"
         assert record["spec"]["clip_norm"] == modal.plan.trials()[0]["clip_norm"]
         await pilot.press("q")  # nothing runs: quits at once
-        await wait_until(pilot, lambda: not app.is_running or app._exit_renderables is not None)
+        await wait_exited(pilot, app)
     assert defunct_children() == []
     assert job.study_dir is not None and job.study_dir.parent == runner_root.resolve()
     # its own trials said "running" in run.json while they ran: never adopted as strangers

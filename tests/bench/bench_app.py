@@ -170,10 +170,17 @@ async def bench_idle(folders: int, seconds: float) -> float:
             return (cpu_seconds() - c0) / (time.monotonic() - t0) * 100
 
 
+def record(step: int) -> str:
+    """One line of the followed run's log."""
+    point = {"step": step, "time": 1.7e9 + step, "loss": 1.0, "grad_norm": 1.0, "lr": 1e-3}
+    return json.dumps(point) + "\n"
+
+
+# appends from step 2000 on (the latency probe wrote steps 1000-1009)
 WRITER = """
 import json, sys, time
 path, rate, seconds = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
-step = 1000
+step = 2000
 end = time.monotonic() + seconds
 with open(path, "a") as fh:
     while time.monotonic() < end:
@@ -189,14 +196,7 @@ async def bench_follow(seconds: float) -> tuple[float, list[float]]:
     with tempfile.TemporaryDirectory() as d:
         run = Path(d) / "run"
         run.mkdir()
-        with open(run / "metrics.jsonl", "w") as fh:
-            for s in range(1000):
-                fh.write(
-                    json.dumps(
-                        {"step": s, "time": 1.7e9 + s, "loss": 1.0, "grad_norm": 1.0, "lr": 1e-3}
-                    )
-                    + "\n"
-                )
+        (run / "metrics.jsonl").write_text("".join(record(s) for s in range(1000)))
         app = make_app([Path(d)])
         async with app.run_test(size=(200, 50)) as pilot:
             while "run" not in app.runs:
@@ -209,18 +209,7 @@ async def bench_follow(seconds: float) -> tuple[float, list[float]]:
                 step = 1000 + i
                 n0 = plot.renders
                 with open(run / "metrics.jsonl", "a") as fh:
-                    fh.write(
-                        json.dumps(
-                            {
-                                "step": step,
-                                "time": 1.7e9 + step,
-                                "loss": 1.0,
-                                "grad_norm": 1.0,
-                                "lr": 1e-3,
-                            }
-                        )
-                        + "\n"
-                    )
+                    fh.write(record(step))
                     fh.flush()
                 t = time.perf_counter()
                 while not (plot.renders > n0 and app.runs["run"].store.last_step == step):
@@ -230,17 +219,8 @@ async def bench_follow(seconds: float) -> tuple[float, list[float]]:
                 lat.append(time.perf_counter() - t)
                 await asyncio.sleep(0.3)
             # CPU while a child process appends 100 steps/s (its own CPU is not counted)
-            with open(run / "metrics.jsonl", "a") as fh:
-                fh.write("")
             proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-c",
-                    WRITER.replace("step = 1000", "step = 2000"),
-                    str(run / "metrics.jsonl"),
-                    "100",
-                    str(seconds + 1),
-                ]
+                [sys.executable, "-c", WRITER, str(run / "metrics.jsonl"), "100", str(seconds + 1)]
             )
             await asyncio.sleep(1.0)
             c0, t0 = cpu_seconds(), time.monotonic()
