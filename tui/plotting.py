@@ -156,7 +156,7 @@ def minmax_downsample(
         return np.empty(0), np.empty(0)
     lo = float(x[0]) if lo is None else float(lo)
     hi = float(x[-1]) if hi is None else float(hi)
-    start, stop = _index_range(x, lo, hi)
+    start, stop = index_range(x, lo, hi)
     x = x[start:stop]
     y = y[start:stop]
     n = x.shape[0]
@@ -189,7 +189,7 @@ def minmax_downsample(
     return xs[keep], ys[keep]
 
 
-def _index_range(x: np.ndarray, lo: float, hi: float) -> tuple[int, int]:
+def index_range(x: np.ndarray, lo: float, hi: float) -> tuple[int, int]:
     """Indices [start, stop) of the sorted x within [lo, hi]."""
     if x.dtype.kind in "iu":
         if not (math.isfinite(lo) and math.isfinite(hi)):
@@ -198,10 +198,6 @@ def _index_range(x: np.ndarray, lo: float, hi: float) -> tuple[int, int]:
         b = np.array(math.floor(hi), x.dtype)
         return int(np.searchsorted(x, a, "left")), int(np.searchsorted(x, b, "right"))
     return int(np.searchsorted(x, lo, "left")), int(np.searchsorted(x, hi, "right"))
-
-
-def index_range(x: np.ndarray, lo: float, hi: float) -> tuple[int, int]:
-    return _index_range(x, lo, hi)
 
 
 # -- ranges and scales ----------------------------------------------------------------------

@@ -35,7 +35,7 @@ def write_run(
             fh.write(json.dumps(row) + "\n")
     if not runner:  # the user's own code: its config says how long it trains
         (folder / "config.json").write_text(json.dumps({"max_steps": max_train_steps}))
-    if runner:
+    else:
         spec = rspec.RunSpec(workload="digits_mlp", max_train_steps=max_train_steps)
         spec.optimizer.lr = lr
         spec.schedule.warmup_steps = warmup
@@ -56,6 +56,20 @@ def write_run(
             )
         )
     return folder
+
+
+def write_fit_study(folder: Path) -> None:
+    """A fit study (R4) of three rates: loss falls by a factor e every `tau` steps, faster at
+    higher rates."""
+    remedy = {"kind": "fit", "source": "x"}
+    for lr, tau in ((0.001, 400.0), (0.01, 100.0), (0.1, 25.0)):
+        write_run(
+            folder / f"lr={lr}",
+            [2.0 * math.exp(-i / tau) for i in range(600)],
+            lr,
+            600,
+            remedy=remedy,
+        )
 
 
 def healthy(n: int = 60) -> list[float]:
@@ -280,16 +294,7 @@ def test_steps_to_fit_finding_and_its_r5_edge_warning(tmp_path: Path) -> None:
     from tui.diagnose.fit import steps_to_fit
     from tui.logs.workspace import Workspace
 
-    remedy = {"kind": "fit", "source": "x"}
-    # loss falls by a factor e every `tau` steps; faster at higher rates
-    for lr, tau in ((0.001, 400.0), (0.01, 100.0), (0.1, 25.0)):
-        write_run(
-            tmp_path / "fit" / f"lr={lr}",
-            [2.0 * math.exp(-i / tau) for i in range(600)],
-            lr,
-            600,
-            remedy=remedy,
-        )
+    write_fit_study(tmp_path / "fit")
     ws = Workspace([tmp_path / "fit"])
     ws.refresh()
     study = ws.studies["."]
@@ -322,15 +327,7 @@ def test_template_value_the_run_does_not_tell_is_missing(tmp_path: Path) -> None
 def test_fit_study_findings_come_through_diagnose_study(tmp_path: Path) -> None:
     from tui.check import run_check
 
-    remedy = {"kind": "fit", "source": "x"}
-    for lr, tau in ((0.001, 400.0), (0.01, 100.0), (0.1, 25.0)):
-        write_run(
-            tmp_path / "fit" / f"lr={lr}",
-            [2.0 * math.exp(-i / tau) for i in range(600)],
-            lr,
-            600,
-            remedy=remedy,
-        )
+    write_fit_study(tmp_path / "fit")
     report = run_check(str(tmp_path / "fit"))
     kinds = [f.kind for s in report.studies for f in s.findings]
     assert "steps_to_fit" in kinds

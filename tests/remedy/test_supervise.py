@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,9 @@ import pytest
 from tui.remedy.supervise import Job, Supervisor, pid_alive
 
 
-def wait_for(predicate, timeout: float = 20.0, what: str = "condition") -> None:
+def wait_for(
+    predicate: Callable[[], object], timeout: float = 20.0, what: str = "condition"
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -41,7 +44,7 @@ STUBBORN = textwrap.dedent(
 
 
 @pytest.fixture
-def sup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Supervisor:
+def sup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Supervisor]:
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     s = Supervisor()
     yield s

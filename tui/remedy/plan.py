@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -285,11 +286,12 @@ def _finish(
             p.missing.append(m)
     # the runner records it in each trial's run.json as {"kind", "source"}: the source is the
     # run the remedy is for (for a study target, its unstable or best trial)
+    source = str(baseline.path.resolve())
     p.remedy = {
         "kind": p.kind,
-        "source": str(baseline.path.resolve()),
+        "source": source,
         "target": str(Path(p.target).resolve()),
-        "baseline": str(baseline.path.resolve()),
+        "baseline": source,
     }
     study = {"name": name, "search": "list", "list": trials}
     if base is None or p.missing:
@@ -632,7 +634,8 @@ def _plan_extend(p: Plan, t: Target, factor: float = 2.0) -> None:
     _finish(p, run, base, known, missing, trials, "extend", {})
 
 
-_BUILDERS = {
+# the plans of every kind but warmup, which also takes the base_learning_rate factor
+_BUILDERS: dict[str, Callable[[Plan, Target], None]] = {
     "warmup-apply": _plan_warmup_apply,
     "clip": _plan_clip,
     "probe": _plan_probe,

@@ -87,18 +87,20 @@ class Job:
         path = self.log
         if path is None and self.run_dir is not None:
             path = self.run_dir / "output.log"
-        if path is None:
-            return []
-        try:
-            with open(path, "rb") as fh:
-                fh.seek(0, os.SEEK_END)
-                size = fh.tell()
-                fh.seek(max(0, size - 8192))
-                data = fh.read()
-        except OSError:
-            return []
-        lines = data.decode("utf-8", "replace").splitlines()
-        return lines[-n:]
+        return [] if path is None else tail_lines(path, n)
+
+
+def tail_lines(path: Path, n: int) -> list[str]:
+    """The last `n` lines of a log file, read from its last 8 KiB only (logs grow for hours)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - 8192))
+            data = fh.read()
+    except OSError:
+        return []
+    return data.decode("utf-8", "replace").splitlines()[-n:]
 
 
 def pid_alive(pid: int) -> bool:
@@ -247,7 +249,7 @@ class Supervisor:
         pid = run_json.get("pid")
         if run_json.get("status") != "running" or not isinstance(pid, int):
             return None
-        if not pid_alive(pid) or not _is_runner(pid):
+        if not pid_alive(pid) or not is_runner(pid):
             return None  # gone, or a reused pid that is no runner: never signal a stranger
         job_id = f"adopted-{pid}"
         with self._lock:
@@ -273,7 +275,7 @@ class Supervisor:
             return [j for j in self.jobs.values() if j.state == "running"]
 
 
-def _is_runner(pid: int) -> bool:
+def is_runner(pid: int) -> bool:
     """Whether pid runs tunetop's runner (its command line names the runner module)."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as fh:

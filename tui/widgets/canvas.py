@@ -25,7 +25,7 @@ from tui.plotting import format_value
 
 # bit of each dot of a braille cell, by (row in cell, column in cell)
 _DOT_BITS = np.array([[0x01, 0x08], [0x02, 0x10], [0x04, 0x20], [0x40, 0x80]], np.uint8)
-_BLOCKS = " ▁▂▃▄▅▆▇█"
+BLOCKS = " ▁▂▃▄▅▆▇█"  # eighth-cell bars, empty to full
 
 
 def nice_ticks(lo: float, hi: float, count: int) -> list[float]:
@@ -178,7 +178,7 @@ class Canvas:
             level = (self.ph - 1 - r) * 8  # eighths below this row
             fill = np.clip(eighths - level, 0, 8).astype(np.int64)
             cols = np.flatnonzero(fill > 0)
-            self.chars[r, cols] = [ord(_BLOCKS[f]) for f in fill[cols]]
+            self.chars[r, cols] = [ord(BLOCKS[f]) for f in fill[cols]]
             self.color[r, cols] = st
 
     # -- output --------------------------------------------------------------------------
@@ -251,8 +251,7 @@ def frame(
         xrow[a : a + len(s)] = list(s)
         last_end = a + len(s)
     lines.append(Text("".join(xrow), style=axis_style, no_wrap=True, end=""))
-    out = Text("\n", no_wrap=True, end="").join(lines)
-    return out
+    return Text("\n", no_wrap=True, end="").join(lines)
 
 
 def step_axis(x0: float, x1: float, pw: int) -> tuple[list[float], list[str]]:

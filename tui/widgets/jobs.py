@@ -20,7 +20,7 @@ from textual.widgets.option_list import Option
 
 from tui import sanitize
 from tui.remedy.plan import Plan
-from tui.remedy.supervise import Job
+from tui.remedy.supervise import Job, is_runner, tail_lines
 
 LINES_SHOWN = 2  # last lines of output under each job
 STATE_GLYPHS: dict[str, tuple[str, str]] = {
@@ -71,7 +71,7 @@ def job_lines(job: Job, n: int = LINES_SHOWN) -> list[str]:
     for trial in reversed(trials):
         log = trial / "output.log"
         if log.is_file():
-            return Job(job.id, job.kind, job.pid, [], job.out, log, job.started).last_lines(n)
+            return tail_lines(log, n)
     return []
 
 
@@ -134,15 +134,9 @@ def descends_from(pid: int, ancestors: set[int], depth: int = 4) -> bool:
 def looks_like_runner(pid: int) -> bool:
     """A pid from run.json may have been reused by an unrelated process since the run died
     without updating its status (kill -9, a reboot): only a process that runs tunetop's runner
-    is adopted, so `k` can never signal a stranger. Where /proc is not there, trust run.json."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            cmdline = fh.read()
-    except FileNotFoundError:
-        return False
-    except OSError:
-        return True
-    return b"runner" in cmdline or b"tunetop" in cmdline
+    is adopted, so `k` can never signal a stranger. The Supervisor's own check, so that the
+    app's pre-check and Supervisor.adopt() cannot disagree."""
+    return is_runner(pid)
 
 
 def adoption_source(run_dir: Path, run_json: dict[str, Any]) -> tuple[Path, dict[str, Any]]:

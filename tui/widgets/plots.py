@@ -79,11 +79,14 @@ class PlotSettings:
 
 
 class SmoothCache:
-    """Smoothed series shared by all plots: key (run id, metric). Only series that are drawn
-    get one, so memory grows with what is on screen, not with what is loaded."""
+    """Per-series state shared by all plots, key (run id, metric): the smoothed values and how
+    far the series was scanned for a non-finite value. Only series that are drawn get one, so
+    memory grows with what is on screen, not with what is loaded."""
 
     def __init__(self) -> None:
         self._items: dict[tuple[str, str], SmoothedSeries] = {}
+        # (points scanned, first non-finite step): appended points are scanned once
+        self._first_bad: dict[tuple[str, str], tuple[int, int | None]] = {}
 
     def get(self, run_id: str, s: Series, weight: float) -> np.ndarray:
         key = (run_id, s.name)
@@ -93,27 +96,24 @@ class SmoothCache:
             self._items[key] = item
         return item.update(s.steps, s.values)
 
-    def forget(self, keep_runs: set[str]) -> None:
-        for key in [k for k in self._items if k[0] not in keep_runs]:
-            del self._items[key]
-
-
-_FIRST_BAD: dict[tuple[str, str], tuple[int, int | None]] = {}
-
-
-def first_non_finite(run_id: str, s: Series) -> int | None:
-    """The first step whose value is NaN/inf (divergence, R16), scanning only new points."""
-    key = (run_id, s.name)
-    scanned, found = _FIRST_BAD.get(key, (0, None))
-    n = len(s)
-    if found is not None and scanned <= n:
+    def first_non_finite(self, run_id: str, s: Series) -> int | None:
+        """The first step whose value is NaN/inf (divergence, R16), scanning only new points."""
+        key = (run_id, s.name)
+        scanned, found = self._first_bad.get(key, (0, None))
+        n = len(s)
+        if found is not None and scanned <= n:
+            return found
+        if scanned > n:  # the series was rewritten (a restart): scan again
+            scanned = 0
+        bad = np.flatnonzero(~np.isfinite(s.values[scanned:n]))
+        found = int(s.steps[scanned + bad[0]]) if bad.shape[0] else None
+        self._first_bad[key] = (n, found)
         return found
-    if scanned > n:  # the series was rewritten (a restart): scan again
-        scanned = 0
-    bad = np.flatnonzero(~np.isfinite(s.values[scanned:n]))
-    found = int(s.steps[scanned + bad[0]]) if bad.shape[0] else None
-    _FIRST_BAD[key] = (n, found)
-    return found
+
+    def forget(self, keep_runs: set[str]) -> None:
+        for items in (self._items, self._first_bad):
+            for key in [k for k in items if k[0] not in keep_runs]:
+                del items[key]
 
 
 def run_color(i: int) -> str:
@@ -219,8 +219,7 @@ class MetricPlot(PlotBase):
     # -- data ------------------------------------------------------------------------------
     def _x(self, s: Series) -> tuple[np.ndarray, str]:
         if self.settings.x_axis == "time":
-            x, unit = relative_time(s.times)
-            return x, unit
+            return relative_time(s.times)
         return s.steps, "step"
 
     def curves(self) -> tuple[list[Curve], str]:
@@ -353,35 +352,44 @@ class MetricPlot(PlotBase):
     def _decorate_under(self, canvas: Canvas, tr: Any) -> None:
         """Drawn below the curves: the p90 clip threshold (R23)."""
         p90 = self.extras.get("p90", {})
-        for run in self.runs[:1] if len(self.runs) > 1 else self.runs:
+        for run in self.runs[:1]:  # an overlay shows the first run's threshold only
             v = p90.get(run.id)
             if v is not None and math.isfinite(v) and v > 0:
                 canvas.hline(float(tr(np.array([v]))[0]), "red")
 
     def _decorate_over(self, canvas: Canvas, x0: float, x1: float, tr: Any) -> None:
         """Drawn over the curves: clipped steps (R22) and the first non-finite step."""
+        if self.settings.x_axis != "step":
+            return  # both marks are placed by step
         top = canvas.ylim[1]
-        for _i, run in enumerate(self.runs):
-            if "grad_norm" in self.metrics and len(self.runs) == 1:
-                clipped = run.store.series("clipped")
-                if len(clipped):
-                    steps = clipped.steps[clipped.values > 0.5]
-                    if steps.shape[0] and self.settings.x_axis == "step":
-                        steps = steps[(steps >= x0) & (steps <= x1)]
-                        cols = np.unique(((steps - x0) / ((x1 - x0) or 1) * canvas.pw).astype(int))
-                        xs = x0 + (cols + 0.5) * (x1 - x0) / canvas.pw
-                        gn = run.store.series("grad_norm")
-                        idx = np.clip(np.searchsorted(gn.steps, xs), 0, max(len(gn) - 1, 0))
-                        ys = tr(gn.values[idx]) if len(gn) else np.full(xs.shape[0], top)
-                        canvas.markers(xs, np.where(np.isfinite(ys), ys, top), "x", "red")
+        if "grad_norm" in self.metrics and len(self.runs) == 1:
+            self._mark_clipped(canvas, self.runs[0], x0, x1, top, tr)
+        for run in self.runs:
             for metric in self.metrics:
                 s = run.store.series(metric)
-                if not len(s) or self.settings.x_axis != "step":
+                if not len(s):
                     continue
-                step = first_non_finite(run.id, s)
+                step = self.cache.first_non_finite(run.id, s)
                 if step is not None and x0 <= step <= x1:
                     canvas.markers(np.array([float(step)]), np.array([top]), "✗", "bold red")
                 break
+
+    @staticmethod
+    def _mark_clipped(canvas: Canvas, run: Run, x0: float, x1: float, top: float, tr: Any) -> None:
+        """An x on the grad_norm curve in each column that holds a clipped step."""
+        clipped = run.store.series("clipped")
+        if not len(clipped):
+            return
+        steps = clipped.steps[clipped.values > 0.5]
+        if not steps.shape[0]:
+            return
+        steps = steps[(steps >= x0) & (steps <= x1)]
+        cols = np.unique(((steps - x0) / ((x1 - x0) or 1) * canvas.pw).astype(int))
+        xs = x0 + (cols + 0.5) * (x1 - x0) / canvas.pw
+        gn = run.store.series("grad_norm")
+        idx = np.clip(np.searchsorted(gn.steps, xs), 0, max(len(gn) - 1, 0))
+        ys = tr(gn.values[idx]) if len(gn) else np.full(xs.shape[0], top)
+        canvas.markers(xs, np.where(np.isfinite(ys), ys, top), "x", "red")
 
 
 class HistogramPlot(PlotBase):

@@ -19,6 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -29,9 +30,11 @@ from textual.widgets import Button, Input, RadioButton, RadioSet, Static
 from textual.worker import Worker, WorkerState
 
 from runner import spec as rspec
+from runner.schedule import lr_curve
 from tui import sanitize
 from tui.remedy import plan as planmod
 from tui.remedy.plan import Plan, device_for_trials
+from tui.widgets.canvas import BLOCKS
 
 # R18: base_learning_rate = 10x the unstable rate, 100x as an option; 1x keeps the unstable
 # rate itself: warmup as R17's remedy that rescues that run, when 10x is out of reach
@@ -82,17 +85,9 @@ def parse_value(key: str, text: str) -> Any:
     return s
 
 
-BARS = " ▁▂▃▄▅▆▇█"
-
-
 def schedules_side_by_side(plan: Plan, width: int = 60) -> Text:
     """R6: the old and the new learning-rate schedule on one step axis (a small plot in text:
     one column per bucket of steps, the bar's height the rate relative to its peak)."""
-    import numpy as np
-
-    from runner import spec as rspec
-    from runner.schedule import lr_curve
-
     out = Text()
     if plan.spec is None or not plan.trials():
         return out
@@ -114,7 +109,7 @@ def schedules_side_by_side(plan: Plan, width: int = 60) -> Text:
             if seg.size == 0:
                 row.append(" ")
                 continue
-            row.append(BARS[round(float(seg.mean()) / peak * (len(BARS) - 1))])
+            row.append(BLOCKS[round(float(seg.mean()) / peak * (len(BLOCKS) - 1))])
         out.append(f"{label} {spec.total_steps:>8,} steps ", style="grey62")
         out.append("".join(row) + "\n", style="cyan" if label == "new" else "grey62")
     return out
@@ -365,16 +360,13 @@ class RemedyModal(ModalScreen[Plan | None]):
             self.busy = False
             self.ready = False
             self.refresh(recompose=True)
-            self.call_after_refresh(self._recomposed)
+            self.call_after_refresh(self.on_mount)  # the new widgets: titles, validation
         elif event.state in (WorkerState.ERROR, WorkerState.CANCELLED):
             self.busy = False
             self.errors = [f"recomputing failed: {event.worker.error}"]
             self.query_one("#plan-error", Static).update(
                 Text(sanitize.clean(self.errors[0], 300), style="bold red")
             )
-
-    def _recomposed(self) -> None:
-        self.on_mount()
 
     # -- confirm / cancel --------------------------------------------------------------------
     @on(Button.Pressed, "#plan-confirm")
