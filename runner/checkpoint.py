@@ -17,7 +17,6 @@ step) every step (runner/train.py).
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from runner.rundir import fsync_dir
+from runner.rundir import replace_atomic
 
 LAST = "last.pt"
 BEST = "best.pt"
@@ -58,13 +57,7 @@ def save_atomic(obj: Any, path: Path) -> None:
     """torch.save `obj` to `path` so that `path` is always either the old or the new file."""
     path = Path(path)
     path.parent.mkdir(exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+    replace_atomic(path, lambda f: torch.save(obj, f))  # streamed: no in-memory copy
 
 
 def checkpoint_dir(run_dir: Path) -> Path:
@@ -74,14 +67,10 @@ def checkpoint_dir(run_dir: Path) -> Path:
 def save(run_dir: Path, which: str, state: dict[str, Any]) -> Path:
     """Write checkpoints/<which> (LAST or BEST) atomically; returns its path."""
     folder = checkpoint_dir(run_dir)
-    folder.mkdir(exist_ok=True)
     for stale in folder.glob(f".{which}.*.tmp"):  # left by a kill -9 mid-save
-        try:
-            stale.unlink()
-        except FileNotFoundError:
-            pass
+        stale.unlink(missing_ok=True)
     path = folder / which
-    save_atomic(state, path)
+    save_atomic(state, path)  # makes the folder
     return path
 
 

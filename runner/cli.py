@@ -166,6 +166,25 @@ def run_supervised(run_dir: Path, nproc: int, remedy: dict[str, Any] | None) -> 
     return study.exit_code_of(returncode)
 
 
+def _run(
+    run_dir: Path,
+    spec: specmod.RunSpec,
+    nproc: int,
+    remedy: dict[str, Any] | None,
+    *,
+    resume: bool,
+) -> int:
+    """A run (new or resumed) in `run_dir`, here or under torchrun, between the two lines on
+    stdout that name its folder. The exit code."""
+    print(run_dir, flush=True)
+    if nproc > 1:
+        code = run_supervised(run_dir, nproc, remedy)
+    else:
+        code = run_here(run_dir, spec, resume=resume, remedy=remedy)
+    print(run_dir, flush=True)
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     remedy = {"kind": args.remedy, "source": args.remedy_source} if args.remedy else None
@@ -191,13 +210,7 @@ def main(argv: list[str] | None = None) -> int:
             return _usage_error(f"{run_dir}: not a run folder of the runner ({e})")
         if not isinstance(loaded, specmod.RunSpec):
             return _usage_error(f"{run_dir}: run.json holds a study spec")
-        print(run_dir, flush=True)
-        if args.nproc > 1:
-            code = run_supervised(run_dir, args.nproc, remedy)
-        else:
-            code = run_here(run_dir, loaded, resume=True, remedy=remedy)
-        print(run_dir, flush=True)
-        return code
+        return _run(run_dir, loaded, args.nproc, remedy, resume=True)
 
     if not args.spec:
         return _usage_error("give a spec file, or --resume RUN_FOLDER")
@@ -224,10 +237,4 @@ def main(argv: list[str] | None = None) -> int:
             return _usage_error(f"{args.spec}: {e}")
     run_dir = new_run_dir(Path(args.out), loaded.name)
     write_atomic(run_dir / "spec.toml", specmod.to_toml(loaded).encode())
-    print(run_dir, flush=True)
-    if args.nproc > 1:
-        code = run_supervised(run_dir, args.nproc, remedy)
-    else:
-        code = run_here(run_dir, loaded, remedy=remedy)
-    print(run_dir, flush=True)
-    return code
+    return _run(run_dir, loaded, args.nproc, remedy, resume=False)

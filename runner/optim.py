@@ -123,7 +123,27 @@ def _grads(group: dict[str, Any]) -> tuple[list[Tensor], list[Tensor]]:
     return params, grads
 
 
-class PlaybookRMSProp(torch.optim.Optimizer):
+class _PlaybookOptimizer(torch.optim.Optimizer):
+    """The step shared by the playbook optimizers: the closure, then each group's params that
+    have a gradient (L2 decay added, see :func:`_grads`) go to :meth:`_update`."""
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            params, grads = _grads(group)
+            if params:
+                self._update(group, params, grads)
+        return loss
+
+    def _update(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor]) -> None:
+        raise NotImplementedError
+
+
+class PlaybookRMSProp(_PlaybookOptimizer):
     """RMSProp exactly as the source document writes it (R11); see the module docstring.
 
     Defaults (TensorFlow's, whose form this is): rho 0.9, momentum (gamma) 0, eps 1e-7.
@@ -152,45 +172,33 @@ class PlaybookRMSProp(torch.optim.Optimizer):
         }
         super().__init__(params, defaults)
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            params, grads = _grads(group)
-            if not params:
-                continue
-            vs: list[Tensor] = []
-            ms: list[Tensor] = []
-            for p in params:
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["square_avg"] = torch.ones_like(p, memory_format=torch.preserve_format)
-                    state["momentum_buffer"] = torch.zeros_like(
-                        p, memory_format=torch.preserve_format
-                    )
-                state["step"] += 1
-                vs.append(state["square_avg"])
-                ms.append(state["momentum_buffer"])
-            rho, gamma = group["rho"], group["momentum"]
-            lr, eps = float(group["lr"]), group["eps"]
-            # R11: v_{t+1} = rho v_t + (1 - rho) g^2  (v_0 = 1)
-            torch._foreach_mul_(vs, rho)
-            torch._foreach_addcmul_(vs, grads, grads, value=1.0 - rho)
-            # R11: m_{t+1} = gamma m_t + eta_t / sqrt(v_{t+1} + eps) g  (eps inside the root)
-            denom = torch._foreach_add(vs, eps)
-            torch._foreach_sqrt_(denom)
-            torch._foreach_mul_(ms, gamma)
-            torch._foreach_addcdiv_(ms, grads, denom, value=lr)
-            # R11: theta_{t+1} = theta_t - m_{t+1}
-            torch._foreach_sub_(params, ms)
-        return loss
+    def _update(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor]) -> None:
+        vs: list[Tensor] = []
+        ms: list[Tensor] = []
+        for p in params:
+            state = self.state[p]
+            if not state:
+                state["step"] = 0
+                state["square_avg"] = torch.ones_like(p, memory_format=torch.preserve_format)
+                state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state["step"] += 1
+            vs.append(state["square_avg"])
+            ms.append(state["momentum_buffer"])
+        rho, gamma = group["rho"], group["momentum"]
+        lr, eps = float(group["lr"]), group["eps"]
+        # R11: v_{t+1} = rho v_t + (1 - rho) g^2  (v_0 = 1)
+        torch._foreach_mul_(vs, rho)
+        torch._foreach_addcmul_(vs, grads, grads, value=1.0 - rho)
+        # R11: m_{t+1} = gamma m_t + eta_t / sqrt(v_{t+1} + eps) g  (eps inside the root)
+        denom = torch._foreach_add(vs, eps)
+        torch._foreach_sqrt_(denom)
+        torch._foreach_mul_(ms, gamma)
+        torch._foreach_addcdiv_(ms, grads, denom, value=lr)
+        # R11: theta_{t+1} = theta_t - m_{t+1}
+        torch._foreach_sub_(params, ms)
 
 
-class _PlaybookAdamBase(torch.optim.Optimizer):
+class _PlaybookAdamBase(_PlaybookOptimizer):
     """Shared state and moments of the source document's Adam and NAdam (R11)."""
 
     nesterov: bool = False
@@ -211,51 +219,41 @@ class _PlaybookAdamBase(torch.optim.Optimizer):
         defaults = {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay}
         super().__init__(params, defaults)
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            params, grads = _grads(group)
-            if not params:
-                continue
-            beta1, beta2 = group["betas"]
-            lr, eps = float(group["lr"]), group["eps"]
-            ms: list[Tensor] = []
-            vs: list[Tensor] = []
-            scales: list[float] = []
-            for p in params:
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                state["step"] += 1
-                t1 = state["step"]  # t + 1 in the source's notation
-                # R11: b_{t+1} = sqrt(1 - beta2^(t+1)) / (1 - beta1^(t+1))
-                b = math.sqrt(1.0 - beta2**t1) / (1.0 - beta1**t1)
-                scales.append(-lr * b)
-                ms.append(state["exp_avg"])
-                vs.append(state["exp_avg_sq"])
-            # R11: m_{t+1} = beta1 m_t + (1 - beta1) g;  v_{t+1} = beta2 v_t + (1 - beta2) g^2
-            torch._foreach_mul_(ms, beta1)
-            torch._foreach_add_(ms, grads, alpha=1.0 - beta1)
-            torch._foreach_mul_(vs, beta2)
-            torch._foreach_addcmul_(vs, grads, grads, value=1.0 - beta2)
-            # R11: eps is added to sqrt(v) before the bias correction b is applied
-            denom = torch._foreach_sqrt(vs)
-            torch._foreach_add_(denom, eps)
-            if self.nesterov:
-                # R11 (NAdam, beta1 constant): numerator beta1 m_{t+1} + (1 - beta1) g
-                num = torch._foreach_mul(ms, beta1)
-                torch._foreach_add_(num, grads, alpha=1.0 - beta1)
-            else:
-                num = ms
-            # theta_{t+1} = theta_t - alpha_t * num / (sqrt(v_{t+1}) + eps) * b_{t+1}
-            torch._foreach_addcdiv_(params, num, denom, scales)
-        return loss
+    def _update(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor]) -> None:
+        beta1, beta2 = group["betas"]
+        lr, eps = float(group["lr"]), group["eps"]
+        ms: list[Tensor] = []
+        vs: list[Tensor] = []
+        scales: list[float] = []
+        for p in params:
+            state = self.state[p]
+            if not state:
+                state["step"] = 0
+                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state["step"] += 1
+            t1 = state["step"]  # t + 1 in the source's notation
+            # R11: b_{t+1} = sqrt(1 - beta2^(t+1)) / (1 - beta1^(t+1))
+            b = math.sqrt(1.0 - beta2**t1) / (1.0 - beta1**t1)
+            scales.append(-lr * b)
+            ms.append(state["exp_avg"])
+            vs.append(state["exp_avg_sq"])
+        # R11: m_{t+1} = beta1 m_t + (1 - beta1) g;  v_{t+1} = beta2 v_t + (1 - beta2) g^2
+        torch._foreach_mul_(ms, beta1)
+        torch._foreach_add_(ms, grads, alpha=1.0 - beta1)
+        torch._foreach_mul_(vs, beta2)
+        torch._foreach_addcmul_(vs, grads, grads, value=1.0 - beta2)
+        # R11: eps is added to sqrt(v) before the bias correction b is applied
+        denom = torch._foreach_sqrt(vs)
+        torch._foreach_add_(denom, eps)
+        if self.nesterov:
+            # R11 (NAdam, beta1 constant): numerator beta1 m_{t+1} + (1 - beta1) g
+            num = torch._foreach_mul(ms, beta1)
+            torch._foreach_add_(num, grads, alpha=1.0 - beta1)
+        else:
+            num = ms
+        # theta_{t+1} = theta_t - alpha_t * num / (sqrt(v_{t+1}) + eps) * b_{t+1}
+        torch._foreach_addcdiv_(params, num, denom, scales)
 
 
 class PlaybookAdam(_PlaybookAdamBase):

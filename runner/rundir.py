@@ -18,6 +18,7 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -84,13 +85,20 @@ def fsync_dir(path: Path) -> None:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Replace `path` by `data`: temp file in the same folder, fsync, os.replace, fsync folder."""
+    """Replace `path` by `data` (see :func:`replace_atomic`)."""
+    replace_atomic(path, lambda f: f.write(data))
+
+
+def replace_atomic(path: Path, write: Callable[[IO[bytes]], object]) -> None:
+    """Replace `path` by what `write` writes to a binary file: a temp file `.NAME.*.tmp` in the
+    same folder, fsync, os.replace, fsync of the folder. `path` is always the old or the new
+    file; the temp file is removed when `write` raises."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             os.fchmod(f.fileno(), 0o644)  # mkstemp makes 0600; others read runs too
-            f.write(data)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

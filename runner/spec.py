@@ -257,41 +257,52 @@ def _workload(v: str) -> str | None:
     return None if v.strip() else "must not be empty"
 
 
-# name -> (type, optional, check). Optional fields may be absent (None); TOML has no null.
-_RUN_FIELDS: dict[str, tuple[type, bool, _Check | None]] = {
-    "workload": (str, True, _workload),
-    "name": (str, False, _name),
-    "max_train_steps": (int, False, _nonneg),
-    "batch_size": (int, False, _positive),
-    "seed": (int, False, _nonneg),
-    "device": (str, False, _device),
-    "precision": (str, False, _enum(PRECISIONS)),
-    "compile": (bool, False, None),
-    "eval_every": (int, False, _positive),
-    "checkpoint_every": (int, False, _nonneg),
-    "clip_norm": (float, True, _finite_positive),  # R22: absent = no clipping
+# name -> (type, check). Every field may be absent (its default); those whose default is None
+# (``clip_norm``, the optimizer hyperparameters) stay None, as TOML has no null.
+_Field = tuple[type, _Check | None]
+_RUN_FIELDS: dict[str, _Field] = {
+    "workload": (str, _workload),
+    "name": (str, _name),
+    "max_train_steps": (int, _nonneg),
+    "batch_size": (int, _positive),
+    "seed": (int, _nonneg),
+    "device": (str, _device),
+    "precision": (str, _enum(PRECISIONS)),
+    "compile": (bool, None),
+    "eval_every": (int, _positive),
+    "checkpoint_every": (int, _nonneg),
+    "clip_norm": (float, _finite_positive),  # R22: absent = no clipping
 }
-_OPT_FIELDS: dict[str, tuple[type, bool, _Check | None]] = {
-    "name": (str, False, _enum(OPTIMIZERS)),
-    "lr": (float, False, _finite_nonneg),
-    "beta1": (float, True, _unit),
-    "beta2": (float, True, _unit),
-    "eps": (float, True, _finite_nonneg),
-    "momentum": (float, True, _unit),
-    "rho": (float, True, _unit),
-    "weight_decay": (float, True, _finite_nonneg),
+_OPT_FIELDS: dict[str, _Field] = {
+    "name": (str, _enum(OPTIMIZERS)),
+    "lr": (float, _finite_nonneg),
+    "beta1": (float, _unit),
+    "beta2": (float, _unit),
+    "eps": (float, _finite_nonneg),
+    "momentum": (float, _unit),
+    "rho": (float, _unit),
+    "weight_decay": (float, _finite_nonneg),
 }
-_SCHED_FIELDS: dict[str, tuple[type, bool, _Check | None]] = {
-    "kind": (str, False, _enum(SCHEDULES)),
-    "warmup_steps": (int, False, _nonneg),  # R18
-    "post_warmup_steps": (int, False, _nonneg),  # R18
+# the hyperparameters OPTIMIZER_PARAMS says apply or not, per optimizer
+_OPT_HPARAMS = tuple(k for k in _OPT_FIELDS if k not in ("name", "lr"))
+_SCHED_FIELDS: dict[str, _Field] = {
+    "kind": (str, _enum(SCHEDULES)),
+    "warmup_steps": (int, _nonneg),  # R18
+    "post_warmup_steps": (int, _nonneg),  # R18
+}
+_STUDY_FIELDS: dict[str, _Field] = {
+    "name": (str, _name),
+    "search": (str, _enum(SEARCHES)),
+    "parallel": (int, _positive),
+    "trials": (int, _positive),  # quasi_random
+    "seed": (int, _nonneg),  # quasi_random
 }
 _TABLES = ("optimizer", "schedule", "workload_options")
 _RUN_KEYS = (*_RUN_FIELDS, "command", *_TABLES)
 
 
-def _check_field(key: str, value: Any, spec: tuple[type, bool, _Check | None]) -> Any:
-    kind, _optional, check = spec
+def _check_field(key: str, value: Any, spec: _Field) -> Any:
+    kind, check = spec
     value = _coerce(key, value, kind)
     if check is not None:
         complaint = check(value)
@@ -300,9 +311,7 @@ def _check_field(key: str, value: Any, spec: tuple[type, bool, _Check | None]) -
     return value
 
 
-def _fields(
-    table: Mapping[str, Any], prefix: str, known: dict[str, tuple[type, bool, _Check | None]]
-) -> dict[str, Any]:
+def _fields(table: Mapping[str, Any], prefix: str, known: dict[str, _Field]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in table.items():
         if key not in known:
@@ -377,7 +386,7 @@ def _run_from_dict(d: Mapping[str, Any]) -> RunSpec:
         top["command"] = list(command)
     opt = _fields(_table(d, "optimizer", "optimizer"), "optimizer.", _OPT_FIELDS)
     optimizer = OptimizerSpec(**opt)
-    for key in ("beta1", "beta2", "eps", "momentum", "rho", "weight_decay"):
+    for key in _OPT_HPARAMS:
         if getattr(optimizer, key) is not None and key not in OPTIMIZER_PARAMS[optimizer.name]:
             applies = ", ".join(["lr", *OPTIMIZER_PARAMS[optimizer.name]])
             raise SpecError(
@@ -401,12 +410,13 @@ def _study_from_dict(d: Mapping[str, Any], base: RunSpec) -> StudySection:
         if key not in _STUDY_KEYS:
             raise SpecError(f"unknown key study.{key}", f"study.{key}")
     s = StudySection()
-    if "name" in d:
-        s.name = _check_field("study.name", d["name"], (str, False, _name))
-    if "search" in d:
-        s.search = _check_field("study.search", d["search"], (str, False, _enum(SEARCHES)))
-    if "parallel" in d:
-        s.parallel = _check_field("study.parallel", d["parallel"], (int, False, _positive))
+
+    def set_fields(*keys: str) -> None:
+        for key in keys:
+            if key in d:
+                setattr(s, key, _check_field(f"study.{key}", d[key], _STUDY_FIELDS[key]))
+
+    set_fields("name", "search", "parallel")
     for key in ("grid", "trials", "seed", "space", "list"):
         if key in d and key not in _SEARCH_KEYS[s.search]:
             raise SpecError(f"study.{key} does not apply to search {s.search!r}", f"study.{key}")
@@ -415,10 +425,7 @@ def _study_from_dict(d: Mapping[str, Any], base: RunSpec) -> StudySection:
     elif s.search == "list":
         s.list = _list_from_dict(d.get("list"), base)
     else:
-        if "trials" in d:
-            s.trials = _check_field("study.trials", d["trials"], (int, False, _positive))
-        if "seed" in d:
-            s.seed = _check_field("study.seed", d["seed"], (int, False, _nonneg))
+        set_fields("trials", "seed")
         s.space = _space_from_dict(d.get("space"), base)
     return s
 
@@ -474,9 +481,9 @@ def _space_from_dict(space: Any, base: RunSpec) -> dict[str, dict[str, Any]]:
         for sub in ("min", "max"):
             if sub not in dim:
                 raise SpecError(f"{where}.{sub} is missing", f"{where}.{sub}")
-        lo = _check_field(f"{where}.min", dim["min"], (float, False, None))
-        hi = _check_field(f"{where}.max", dim["max"], (float, False, None))
-        scale = _check_field(f"{where}.scale", dim.get("scale", "linear"), (str, False, None))
+        lo = _coerce(f"{where}.min", dim["min"], float)
+        hi = _coerce(f"{where}.max", dim["max"], float)
+        scale = _coerce(f"{where}.scale", dim.get("scale", "linear"), str)
         if scale not in SCALES:
             raise SpecError(f"{where}.scale must be log or linear, not {scale!r}", f"{where}.scale")
         if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
@@ -547,7 +554,7 @@ def flatten(spec: RunSpec) -> dict[str, Any]:
 
     def walk(prefix: str, d: Mapping[str, Any]) -> None:
         for key, value in d.items():
-            if key in ("command",) and not prefix:
+            if key == "command" and not prefix:
                 continue
             if isinstance(value, dict):
                 walk(f"{prefix}{key}.", value)
@@ -681,8 +688,15 @@ def to_dict(spec: RunSpec | StudySpec) -> dict[str, Any]:
 
 
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
-_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f"}
-_ESCAPES["\r"] = "\\r"
+_ESCAPES = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "\b": "\\b",
+    "\t": "\\t",
+    "\n": "\\n",
+    "\f": "\\f",
+    "\r": "\\r",
+}
 
 
 def _toml_str(s: str) -> str:

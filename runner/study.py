@@ -144,12 +144,11 @@ def settle_record(
         record = RunRecord.start(trial_dir, spec, remedy, pid=pid)
     if record.data.get("status") != "running":
         return
-    status = "stopped" if stopped else "failed"
     code = exit_code_of(returncode)
-    if not stopped and code == EXIT_DIVERGED:
-        status = "diverged"
-    elif not stopped and code == EXIT_FINISHED:
-        status = "finished"
+    if stopped:
+        status = "stopped"
+    else:
+        status = {EXIT_FINISHED: "finished", EXIT_DIVERGED: "diverged"}.get(code, "failed")
     record.finish(status, code)
 
 
@@ -174,6 +173,13 @@ def run_command(
     """
     argv = specmod.format_placeholders(spec.command or [], spec, str(Path(run_dir).resolve()))
     env = dict(os.environ, PYTHONUNBUFFERED="1", TUNETOP_RUN_DIR=str(Path(run_dir).resolve()))
+
+    def emit(data: bytes) -> None:
+        log.write(data)
+        if echo is not None:
+            echo.write(data)
+            echo.flush()
+
     try:
         proc = subprocess.Popen(
             argv,
@@ -183,11 +189,7 @@ def run_command(
             env=env,
         )
     except OSError as e:
-        msg = f"runner: cannot start {argv[0]!r}: {e}\n".encode()
-        log.write(msg)
-        if echo is not None:
-            echo.write(msg)
-            echo.flush()
+        emit(f"runner: cannot start {argv[0]!r}: {e}\n".encode())
         return "failed", 127 if isinstance(e, FileNotFoundError) else 126
 
     def watch_stop() -> None:
@@ -199,16 +201,9 @@ def run_command(
     assert proc.stdout is not None
     fd = proc.stdout.fileno()
     while chunk := os.read(fd, 65536):
-        log.write(chunk)
-        if echo is not None:
-            echo.write(chunk)
-            echo.flush()
+        emit(chunk)
     returncode = proc.wait()
-    line = f"runner: command {describe_exit(returncode)}\n".encode()
-    log.write(line)
-    if echo is not None:
-        echo.write(line)
-        echo.flush()
+    emit(f"runner: command {describe_exit(returncode)}\n".encode())
     code = exit_code_of(returncode)
     if stop_event.is_set():
         return "stopped", code

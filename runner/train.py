@@ -184,13 +184,14 @@ class StepLog:
             if n
             else torch.zeros(2, 0, device=dev)
         )
-        stop = bool(stop_flag)
+        stop = stop_flag
         if world > 1:
             flag = torch.full((2, 1), float(stop_flag), device=values.device)
             values = torch.cat([values, flag], 1)
-            dist.all_reduce(values)  # the loss averaged over processes; any stop stops all
-            values[0] /= world  # the norm is the same on every rank after DDP's all-reduce
-            values[1] /= world
+            dist.all_reduce(values)  # any stop stops all
+            # the loss averaged over processes; the norm, the same on every rank after DDP's
+            # all-reduce, back to that value
+            values /= world
             stop = bool(values[0, -1] > 0)
             values = values[:, :-1]
         losses, norms = values.cpu().tolist()  # the one host sync of the flush
@@ -352,12 +353,8 @@ def train(
             bad = next((i for i, r in enumerate(rows) if not math.isfinite(r["loss"])), None)
             if bad is not None:
                 rows = rows[: bad + 1]  # the first bad step is logged, nothing after it
-            if spec.clip_norm is not None:
-                for r in rows:  # R22's condition, on the unclipped norm
-                    r["clipped"] = int(r["grad_norm"] > spec.clip_norm)
-            else:
-                for r in rows:
-                    r["clipped"] = 0
+            for r in rows:  # R22's condition, on the unclipped norm
+                r["clipped"] = int(spec.clip_norm is not None and r["grad_norm"] > spec.clip_norm)
             if metrics is not None:
                 metrics.write(rows)
             if rows and any(

@@ -107,7 +107,4 @@ def tiny_transformer(
     def eval_batches() -> list[Batch]:
         return [(val_x, val_y)]
 
-    def accuracy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return classification_accuracy(logits, y)
-
-    return Workload(model, train_batch, eval_batches, _loss, accuracy)
+    return Workload(model, train_batch, eval_batches, _loss, classification_accuracy)

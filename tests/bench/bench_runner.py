@@ -17,8 +17,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     times: dict[str, list[float]] = {"bare": [], "runner": []}
-    fns: dict[str, Any] = {"bare": bare, "runner": runner}
+    fns: dict[str, Callable[[specmod.RunSpec], float]] = {"bare": bare, "runner": runner}
     short, long = make_spec(args, args.warm), make_spec(args, args.warm + args.steps)
     fns["bare"](short)  # imports, allocator, kernel caches
     for _ in range(args.repeats):

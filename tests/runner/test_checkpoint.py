@@ -36,6 +36,20 @@ def env() -> dict[str, str]:
     return dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
 
 
+def start_run(tmp_path: Path, spec: str) -> tuple[subprocess.Popen[bytes], Path]:
+    """`python -m runner` on `spec` in the background, and the run folder it prints first."""
+    (tmp_path / "s.toml").write_text(spec)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runner", "s.toml", "--out", "out"],
+        cwd=tmp_path,
+        env=env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert proc.stdout is not None
+    return proc, tmp_path / proc.stdout.readline().decode().strip()
+
+
 def inode(path: Path) -> int | None:
     try:
         return path.stat().st_ino
@@ -66,17 +80,8 @@ def test_save_atomic_replaces_whole_files(tmp_path: Path) -> None:
 
 
 def kill_rounds(tmp_path: Path, rounds: int, steps: int) -> None:
-    (tmp_path / "s.toml").write_text(SPEC.format(steps=steps))
+    proc, folder = start_run(tmp_path, SPEC.format(steps=steps))
     rng = random.Random(0)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "runner", "s.toml", "--out", "out"],
-        cwd=tmp_path,
-        env=env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
-    assert proc.stdout is not None
-    folder = Path(tmp_path / proc.stdout.readline().decode().strip())
     last = folder / "checkpoints" / "last.pt"
     kills = 0
     for _ in range(rounds):
@@ -116,18 +121,9 @@ def test_kill_9_many_rounds(tmp_path: Path) -> None:
 
 
 def test_sigterm_stops_with_a_checkpoint_to_resume(tmp_path: Path) -> None:
-    (tmp_path / "s.toml").write_text(
-        SPEC.format(steps=100_000).replace("checkpoint_every = 1", "checkpoint_every = 0")
+    proc, folder = start_run(
+        tmp_path, SPEC.format(steps=100_000).replace("checkpoint_every = 1", "checkpoint_every = 0")
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "runner", "s.toml", "--out", "out"],
-        cwd=tmp_path,
-        env=env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
-    assert proc.stdout is not None
-    folder = Path(tmp_path / proc.stdout.readline().decode().strip())
     wait_for(folder / "metrics.jsonl", proc)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 128 + signal.SIGTERM

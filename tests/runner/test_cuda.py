@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import torch
 from test_train import CRASHY  # a digits MLP that raises at step `crash_at`
+from test_train import make_spec as base_spec  # from_dict over test_train's defaults
 
 from runner import checkpoint
 from runner import spec as specmod
@@ -38,18 +39,14 @@ WORKLOADS = ("digits_mlp", "tiny_transformer", "tiny_resnet")
 
 
 def make_spec(**kw: Any) -> specmod.RunSpec:
-    d: dict[str, Any] = {
-        "workload": "digits_mlp",
+    defaults: dict[str, Any] = {
         "max_train_steps": 60,
         "eval_every": 20,
         "checkpoint_every": 20,
         "device": DEVICE,
         "optimizer": {"name": "adamw", "lr": 1e-3},
     }
-    d.update(kw)
-    spec = specmod.from_dict(d)
-    assert isinstance(spec, specmod.RunSpec)
-    return spec
+    return base_spec(**{**defaults, **kw})
 
 
 def train_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
