@@ -66,7 +66,7 @@ def analyse(ws: Workspace) -> tuple[list[RunReport], list[StudyReport]]:
     studies: list[StudyReport] = []
     for _sid, study in sorted(ws.studies.items()):
         run_findings = {r.id: reports[r.id].findings for r in study.runs}
-        verdict = diagnose_study(study, run_findings)
+        verdict = diagnose_study(study)
         adjusted = adjust_run_findings(study, verdict, run_findings)
         for rid, findings in adjusted.items():
             reports[rid].findings = findings

@@ -305,8 +305,7 @@ class Engine:
         best_run: str | None = None
         infeasible: set[str] = set()
         try:
-            per_run = {r.id: self.findings.get(r.id, []) for r in study.runs}
-            verdict = diagnose_study(study, per_run)
+            verdict = diagnose_study(study)
             findings = list(verdict.findings)
             best_run = verdict.best_run
             infeasible = set(verdict.infeasible_runs)

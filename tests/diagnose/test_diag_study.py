@@ -64,18 +64,18 @@ def test_is_infeasible() -> None:
 
 
 def test_interior_best_no_boundary() -> None:
-    v = diagnose_study(lr_study([1e-4, 1e-3, 1e-2], [0.5, 0.2, 0.4]), {})
+    v = diagnose_study(lr_study([1e-4, 1e-3, 1e-2], [0.5, 0.2, 0.4]))
     assert v.best_run == "t1" and v.infeasible_runs == []
     assert "best_at_search_boundary" not in kinds(v)
     assert "best_at_feasibility_edge" not in kinds(v)
 
 
 def test_boundary_high_and_low() -> None:
-    v = diagnose_study(lr_study([1e-4, 1e-3, 1e-2], [0.5, 0.4, 0.2]), {})
+    v = diagnose_study(lr_study([1e-4, 1e-3, 1e-2], [0.5, 0.4, 0.2]))
     f = [x for x in v.findings if x.kind == "best_at_search_boundary"]
     assert len(f) == 1 and f[0].evidence["side"] == "high" and f[0].evidence["value"] == 1e-2
     assert f[0].severity == "warning" and "R5" in f[0].message
-    v = diagnose_study(lr_study([1e-4, 1e-3, 1e-2], [0.1, 0.4, 0.5]), {})
+    v = diagnose_study(lr_study([1e-4, 1e-3, 1e-2], [0.1, 0.4, 0.5]))
     assert [x.evidence["side"] for x in v.findings if x.kind == "best_at_search_boundary"] == [
         "low"
     ]
@@ -83,32 +83,32 @@ def test_boundary_high_and_low() -> None:
 
 def test_boundary_needs_three_values_one_param_and_no_remedy() -> None:
     assert "best_at_search_boundary" not in kinds(
-        diagnose_study(lr_study([1e-4, 1e-2], [0.5, 0.2]), {})
+        diagnose_study(lr_study([1e-4, 1e-2], [0.5, 0.2]))
     )
     s = lr_study([1e-4, 1e-3, 1e-2], [0.5, 0.4, 0.2])
     s.swept["beta1"] = [0.9, 0.95, 0.99]
-    assert "best_at_search_boundary" not in kinds(diagnose_study(s, {}))
+    assert "best_at_search_boundary" not in kinds(diagnose_study(s))
     s = lr_study([1e-4, 1e-3, 1e-2], [0.5, 0.4, 0.2])
     for r in s.runs:
         r.run_json["remedy"] = {"kind": "warmup", "source": "x"}
-    assert "best_at_search_boundary" not in kinds(diagnose_study(s, {}))
+    assert "best_at_search_boundary" not in kinds(diagnose_study(s))
     rep = study(
         [trial(f"t{i}", 0.2 + i / 10, hparams={"seed": i}) for i in range(3)], {"seed": [0, 1, 2]}
     )
-    assert "best_at_search_boundary" not in kinds(diagnose_study(rep, {}))
+    assert "best_at_search_boundary" not in kinds(diagnose_study(rep))
 
 
 def test_boundary_quasi_random_outer_fraction() -> None:
     vals = [1e-4, 1.2e-4, 4e-4, 1e-3, 5e-3, 9e-3, 1e-2]  # uneven: quasi-random-like
     finals = [0.5, 0.1, 0.3, 0.3, 0.3, 0.3, 0.4]
-    v = diagnose_study(lr_study(vals, finals), {})
+    v = diagnose_study(lr_study(vals, finals))
     f = [x for x in v.findings if x.kind == "best_at_search_boundary"]
     assert f and f[0].evidence["side"] == "low" and f[0].evidence["value"] == 1.2e-4
 
 
 def test_feasibility_edge_and_re_severity() -> None:
     s = lr_study([1e-3, 1e-2, 1e-1, 1.0], [0.5, 0.2, 0.3, 0.3], bad={2, 3})
-    v = diagnose_study(s, {})
+    v = diagnose_study(s)
     assert v.infeasible_runs == ["t2", "t3"] and v.best_run == "t1"
     edge = [x for x in v.findings if x.kind == "best_at_feasibility_edge"]
     assert len(edge) == 1 and edge[0].evidence["value"] == 1e-2 and "R16" in edge[0].message
@@ -121,34 +121,34 @@ def test_feasibility_edge_and_re_severity() -> None:
     assert adj["t0"] == per_run["t0"]
     # best below the largest feasible value: no edge
     s = lr_study([1e-3, 1e-2, 1e-1, 1.0], [0.1, 0.2, 0.3, 0.3], bad={3})
-    assert "best_at_feasibility_edge" not in kinds(diagnose_study(s, {}))
+    assert "best_at_feasibility_edge" not in kinds(diagnose_study(s))
 
 
 def test_replicate_divergence_stays_error() -> None:
     runs = [trial(f"t{i}", 0.2, nan=i == 0, hparams={"seed": i}) for i in range(3)]
     s = study(runs, {"seed": [0, 1, 2]})
-    v = diagnose_study(s, {})
+    v = diagnose_study(s)
     adj = adjust_run_findings(s, v, {r.id: diagnose_run(r) for r in runs})
     assert [f.severity for f in adj["t0"] if f.kind == "divergence"] == ["error"]
 
 
 def test_r3_across_study_is_warning() -> None:
     runs = [trial(f"t{i}", 0.2, best_at=15 + i, hparams={"lr": 10.0**-i}) for i in range(3)]
-    v = diagnose_study(study(runs, {"lr": [1.0, 0.1, 0.01]}), {})
+    v = diagnose_study(study(runs, {"lr": [1.0, 0.1, 0.01]}))
     f = [x for x in v.findings if x.kind == "best_step_early"]
     assert len(f) == 1 and f[0].severity == "warning" and "R3" in f[0].message
     runs = [trial(f"t{i}", 0.2 + i / 10, hparams={"lr": 10.0**-i}) for i in range(3)]
-    v = diagnose_study(study(runs, {"lr": [1.0, 0.1, 0.01]}), {})
+    v = diagnose_study(study(runs, {"lr": [1.0, 0.1, 0.01]}))
     assert [x.severity for x in v.findings if x.kind == "best_step_late"] == ["warning"]
     # live trials are not judged
     runs = [trial(f"t{i}", 0.2, hparams={"lr": 10.0**-i}, status="running") for i in range(3)]
     for r in runs:
         r.run_json["total_steps"] = 3000
-    assert "best_step_late" not in kinds(diagnose_study(study(runs, {"lr": [1, 0.1, 0.01]}), {}))
+    assert "best_step_late" not in kinds(diagnose_study(study(runs, {"lr": [1, 0.1, 0.01]})))
 
 
 def test_tuning_budget() -> None:
-    v = diagnose_study(lr_study([1e-4, 1e-3, 1e-2], [0.5, 0.2, 0.4]), {})
+    v = diagnose_study(lr_study([1e-4, 1e-3, 1e-2], [0.5, 0.2, 0.4]))
     f = [x for x in v.findings if x.kind == "tuning_budget"]
     assert len(f) == 1 and f[0].severity == "info" and f[0].evidence["supported"] == ["lr"]
     assert "English" in f[0].message and "R8" in f[0].message
@@ -159,10 +159,10 @@ def test_tuning_budget() -> None:
     s = study(
         runs, {"lr": [r.hparams["lr"] for r in runs], "beta2": [r.hparams["beta2"] for r in runs]}
     )
-    f = next(x for x in diagnose_study(s, {}).findings if x.kind == "tuning_budget")
+    f = next(x for x in diagnose_study(s).findings if x.kind == "tuning_budget")
     assert f.evidence["supported"] == ["lr", "beta1"] and f.evidence["over_budget"] == ["beta2"]
     sgd = lr_study([1e-4, 1e-3, 1e-2], [0.5, 0.2, 0.4], optimizer="sgd")
-    assert "tuning_budget" not in kinds(diagnose_study(sgd, {}))
+    assert "tuning_budget" not in kinds(diagnose_study(sgd))
 
 
 def test_steps_differ_and_batch_size_swept() -> None:
@@ -170,21 +170,21 @@ def test_steps_differ_and_batch_size_swept() -> None:
         trial(f"t{i}", 0.2, hparams={"lr": 1e-3, "max_train_steps": 300 * (i + 1)})
         for i in range(2)
     ]
-    v = diagnose_study(study(runs, {"max_train_steps": [300, 600]}), {})
+    v = diagnose_study(study(runs, {"max_train_steps": [300, 600]}))
     f = [x for x in v.findings if x.kind == "steps_differ"]
     assert len(f) == 1 and f[0].severity == "warning" and "R2" in f[0].message
     runs = [trial(f"t{i}", 0.2, hparams={"batch_size": 32 * (i + 1)}) for i in range(3)]
-    v = diagnose_study(study(runs, {"batch_size": [32, 64, 96]}), {})
+    v = diagnose_study(study(runs, {"batch_size": [32, 64, 96]}))
     f = [x for x in v.findings if x.kind == "batch_size_swept"]
     assert len(f) == 1 and f[0].severity == KINDS["batch_size_swept"][1] and "R10" in f[0].message
     runs = [
         trial(f"t{i}", 0.2, hparams={"batch_size": 32 * (i + 1), "lr": 1e-3 * (i + 1)})
         for i in range(3)
     ]
-    v = diagnose_study(study(runs, {"batch_size": [32, 64, 96], "lr": [1e-3, 2e-3, 3e-3]}), {})
+    v = diagnose_study(study(runs, {"batch_size": [32, 64, 96], "lr": [1e-3, 2e-3, 3e-3]}))
     assert "batch_size_swept" not in kinds(v)
 
 
 def test_verdict_findings_are_findings() -> None:
-    v = diagnose_study(lr_study([1e-4, 1e-3, 1e-2], [0.5, 0.4, 0.2]), {})
+    v = diagnose_study(lr_study([1e-4, 1e-3, 1e-2], [0.5, 0.4, 0.2]))
     assert all(isinstance(f, Finding) and f.rule in f.message for f in v.findings)

@@ -111,13 +111,11 @@ def _is_quasi_random(study: Study, positions: list[float]) -> bool:
 
 def diagnose_study(
     study: Study,
-    run_findings: dict[str, list[Finding]] | None = None,
     blowup_factor: float = 5.0,
     boundary_fraction: float = BOUNDARY_FRACTION,
 ) -> StudyVerdict:
-    """The playbook's verdict on a study (R2, R3, R4, R5, R8, R10, R16). `run_findings` (the
-    per-run findings by run id) is accepted for the callers' convenience; the verdict is
-    computed from the runs themselves. Apply `adjust_run_findings` to re-judge them."""
+    """The playbook's verdict on a study (R2, R3, R4, R5, R8, R10, R16), computed from the
+    runs themselves. Apply `adjust_run_findings` to re-judge their per-run findings in it."""
     runs = study.runs
     infeasible = [r.id for r in runs if is_infeasible(r, blowup_factor)]
     feasible = [r for r in runs if r.id not in infeasible]

@@ -254,7 +254,7 @@ def evaluate(records: list[dict[str, Any]]) -> Report:
             runs=runs,
             swept={param: [m[0]["hparams"][param] for m in members]},
         )
-        verdict = diagnose_study(study, {r.id: diagnose_run(r) for r in runs})
+        verdict = diagnose_study(study)
         sweeps[name] = (members[0][0]["expect"], classify_sweep(verdict.findings))
     n = len(records)
     return Report(
