@@ -418,9 +418,8 @@ class TunetopApp(App[None]):
 
     # -- state -> widgets -----------------------------------------------------------------
     def state_of(self, run: Run, now: float | None = None) -> str:
-        diverged = any(
-            f.kind == "divergence" and f.severity == "error" for f in self.findings.get(run.id, [])
-        )
+        # a diverged trial is shown diverged even where its study makes the finding info
+        diverged = any(f.kind == "divergence" for f in self.findings.get(run.id, []))
         return run_state(
             run,
             diverged,

@@ -25,7 +25,7 @@ from tui.config import Config
 from tui.diagnose.bestpoint import best_point
 from tui.diagnose.findings import Finding
 from tui.diagnose.run_checks import RunDetectors
-from tui.diagnose.study import diagnose_study
+from tui.diagnose.study import StudyVerdict, adjust_run_findings, diagnose_study
 from tui.logs.model import Run, Study
 from tui.logs.workspace import Workspace
 
@@ -190,7 +190,9 @@ class Engine:
         self.config = config or Config()
         self.workspace = Workspace(roots, self.config)
         self.detectors: dict[str, RunDetectors] = {}
-        self.findings: dict[str, list[Finding]] = {}
+        self.findings: dict[str, list[Finding]] = {}  # the detectors' own, per run
+        self._verdicts: dict[str, tuple[Study, StudyVerdict]] = {}  # the latest, per study
+        self._posted: dict[str, list[Finding]] = {}  # what the app was sent, per run
         self._study_due: dict[str, float] = {}  # study id -> monotonic time it may run again
         self._study_dirty: set[str] = set()
         # roots asked for by the UI thread (a study launched outside every watched root);
@@ -272,7 +274,7 @@ class Engine:
                 continue
             new, stats = self._detect(run)
             if new:
-                out.append(FindingRaised(run_id, new, stats))
+                out.append(self._raised(run_id, self._shown_findings(run_id), stats))
             elif stats:
                 stats_changed[run_id] = stats
         if stats_changed:
@@ -298,7 +300,33 @@ class Engine:
             self._study_dirty.discard(sid)
             self._study_due[sid] = mono + STUDY_EVERY
             out.append(self.study_view(study))
+            # the verdict can re-judge its trials' findings (a diverged trial of a sweep
+            # becomes info): send those whose shown form changed
+            for run in study.runs:
+                if run.id not in self.findings:
+                    continue
+                shown = self._shown_findings(run.id)
+                if shown != self._posted.get(run.id):
+                    out.append(self._raised(run.id, shown, {}))
         return out
+
+    def _shown_findings(self, run_id: str) -> list[Finding]:
+        """A run's findings as its study's latest verdict judges them (DESIGN.md: the
+        divergence of a trial of a study whose other trials are feasible is info, R12's note),
+        as `tunetop check` shows them."""
+        found = self.findings.get(run_id, [])
+        for sid, study in self.workspace.studies.items():
+            if any(r.id == run_id for r in study.runs):
+                judged = self._verdicts.get(sid)
+                if judged is not None:
+                    return adjust_run_findings(judged[0], judged[1], {run_id: found})[run_id]
+                break
+        return list(found)
+
+    def _raised(self, run_id: str, shown: list[Finding], stats: dict[str, Any]) -> FindingRaised:
+        """The message that sends a run's findings as shown, remembered as sent."""
+        self._posted[run_id] = shown
+        return FindingRaised(run_id, list(shown), stats)
 
     def study_view(self, study: Study) -> StudyDiagnosed:
         findings: list[Finding] = []
@@ -306,6 +334,7 @@ class Engine:
         infeasible: set[str] = set()
         try:
             verdict = diagnose_study(study)
+            self._verdicts[study.id] = (study, verdict)
             findings = list(verdict.findings)
             best_run = verdict.best_run
             infeasible = set(verdict.infeasible_runs)

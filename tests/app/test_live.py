@@ -76,3 +76,24 @@ async def test_spike_raises_a_finding_live(single_run: Path) -> None:
         await wait_until(pilot, lambda: "loss_spike" in screen_text(app))
         rows = app.query_one(FindingsPanel).rows_shown
         assert any(r.finding.kind == "loss_spike" and r.finding.rule == "R13" for r in rows)
+
+
+async def test_a_diverged_trial_of_a_sweep_is_info_as_in_check(sample_root: Path) -> None:
+    """DESIGN.md: divergence is an error, but info for a trial of a study whose other trials
+    are feasible (R12's note); the dashboard shows it as `tunetop check` does, once the study
+    is judged, and the tree still marks the trial diverged."""
+    from tui import check
+
+    app = make_app([sample_root])
+    async with app.run_test(size=(160, 48)) as pilot:
+        trial = "lr_sweep/lr=0.1"
+
+        def divergence() -> list[object]:
+            return [f for f in app.findings.get(trial, []) if f.kind == "divergence"]
+
+        await wait_until(pilot, lambda: bool(divergence()) and divergence()[0].severity == "info")
+        (shown,) = divergence()
+        assert "[info: an infeasible trial" in shown.message
+        assert app.state_of(app.runs[trial]) == "diverged"
+        (rep,) = [r for r in check.run_check(str(sample_root)).runs if r.run.id == trial]
+        assert [f for f in rep.findings if f.kind == "divergence"] == [shown]
