@@ -233,7 +233,7 @@ class Engine:
             self.detectors[run.id] = det
         try:
             new = list(det.update(run.store))
-            stats = dict(det.stats())
+            stats = det.stats()
         except Exception as exc:  # a detector bug must not stop the reading
             new = []
             stats = {"error": f"{type(exc).__name__}: {exc}"}

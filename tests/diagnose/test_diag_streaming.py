@@ -125,3 +125,33 @@ def test_stats_p90_and_fractions() -> None:
     assert abs(s["fraction_above_p90"] - 0.1) < 0.01
     assert abs(s["fraction_clipped"] - (g > 0.8).mean()) < 0.01
     assert abs(s["fraction_above_clip_norm"] - (g > 0.8).mean()) < 0.01
+
+
+def test_stats_are_recomputed_as_the_series_grows_by_a_percent() -> None:
+    """stats() is O(n); past STATS_EXACT points it is recomputed once the series grew by 1%
+    (the dashboard asks every round): exact then, unchanged in between."""
+    from tui.diagnose.gradnorm import clip_stats
+    from tui.diagnose.run_checks import STATS_EXACT, STATS_GROWTH
+
+    n = STATS_EXACT  # grad_norm and clipped: 2n points
+    rng = np.random.default_rng(0)
+
+    def rows(a: int, b: int, scale: float) -> Rows:
+        g = scale * np.exp(rng.normal(size=b - a))
+        return [
+            (i, float(i), {"grad_norm": float(v), "clipped": float(v > 1.0)})
+            for i, v in zip(range(a, b), g, strict=True)
+        ]
+
+    store, det = RunStore(), RunDetectors(0, {"clip_norm": 1.0})
+    store.append(ColumnBatch.from_records(rows(0, n, 1.0)))
+    det.update(store)
+    first = det.stats()
+    assert first == clip_stats(store, 1.0)
+    little = int(n * (STATS_GROWTH - 1)) // 2  # +0.5%: far larger norms, not counted yet
+    store.append(ColumnBatch.from_records(rows(n, n + little, 100.0)))
+    det.update(store)
+    assert det.stats() == first != clip_stats(store, 1.0)
+    store.append(ColumnBatch.from_records(rows(n + little, n + 2 * little + 2, 100.0)))
+    det.update(store)
+    assert det.stats() == clip_stats(store, 1.0) != first

@@ -40,6 +40,8 @@ from tui.logs.model import Run
 from tui.logs.store import RunStore, Series
 
 METRICS = ("loss", "val_loss", "grad_norm", "lr", "clipped")
+STATS_EXACT = 10_000  # grad_norm + clipped points up to which stats() is exact on every call
+STATS_GROWTH = 1.01  # beyond, recomputed when the series grew by 1% since
 MAX_GRAD_P90 = 100  # grad-norm episodes whose p90 is recomputed (O(n) each); later ones reuse
 
 
@@ -137,6 +139,8 @@ class RunDetectors:
         self._grad_events: list[Jump] = []
         self._grad_p90: float | None = None
         self._max_step: int | None = None
+        self._stats: dict[str, Any] | None = None  # the last clip statistics, and ...
+        self._stats_n = 0  # ... the grad_norm + clipped points they counted
 
     def set_total_steps(self, n: int) -> None:
         """The planned length became known (or changed): fractions and phases use it from the
@@ -202,10 +206,20 @@ class RunDetectors:
     def stats(self) -> dict[str, Any]:
         """R22-R24 clipping statistics: p90 of the unclipped grad norms (the suggested clip
         threshold, R23), the fraction of steps above it, the fraction above the configured
-        clip_norm, and the fraction actually clipped where `clipped` is logged (R24)."""
-        if self._store is None:
-            return clip_stats(RunStore(), self.clip_norm)
-        return clip_stats(self._store, self.clip_norm)
+        clip_norm, and the fraction actually clipped where `clipped` is logged (R24).
+
+        They take O(n) over the whole series, and the dashboard asks every round a run grows:
+        exact up to STATS_EXACT points; beyond, recomputed once the series grew by
+        STATS_GROWTH since the last time (amortized O(1) per point; at most 1% of the points
+        not yet counted)."""
+        n = self._consumed.get("grad_norm", 0) + self._consumed.get("clipped", 0)
+        if self._stats is None or (
+            n != self._stats_n and (n <= STATS_EXACT or n >= STATS_GROWTH * self._stats_n)
+        ):
+            store = self._store if self._store is not None else RunStore()
+            self._stats = clip_stats(store, self.clip_norm)
+            self._stats_n = n
+        return dict(self._stats)
 
     def _total(self) -> int:
         if self.total_steps:
