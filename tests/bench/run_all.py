@@ -70,6 +70,10 @@ def main() -> int:
                 "4" if q else "10",
             ],
         ),
+        (
+            "detectors: a round of a big live run",
+            ["bench_detect_round.py", "--points", "200000" if q else "1000000"],
+        ),
         ("spike detector vs OLMo-core's rule", ["eval_detectors.py"]),
     ]
     if ns.load:
