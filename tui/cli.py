@@ -73,6 +73,11 @@ def _plan_parser() -> argparse.ArgumentParser:
     p.add_argument("--launch", action="store_true", help="launch it")
     p.add_argument("--out", default=None, metavar="DIR", help="where the study folder goes")
     p.add_argument(
+        "--trust",
+        action="store_true",
+        help="let the files under TARGET's folder decide what runs, for this plan only",
+    )
+    p.add_argument(
         "--factor",
         type=float,
         default=10.0,

@@ -8,6 +8,14 @@ relaunch source is unknown, the spec holds what is known and `missing` says what
 What gets relaunched: runs made by the runner, from their run.json's resolved spec; runs from
 other tools, through the launch template of a `tunetop.toml` (`[launch] command`). Nothing read
 from a log is executed: a template value becomes one argv element, never shell text.
+
+Trust (tui/trust.py has the model): run.json's `spec.command`, a `file.py:fn` or `pkg.module:fn`
+workload (importing a module runs it) and a `[launch] command` decide what runs, so they are
+used only when the file they come from passes the trust check; otherwise the plan still computes
+everything and `missing` says why it cannot launch and how to trust it. Only a built-in
+workload name is safe from an untrusted run.json. The same check picks a study's baseline: an
+untrusted trial never becomes it, and warmup-apply follows `remedy.baseline` only inside the
+root and only from a trusted trial. `tunetop plan --trust` trusts the root's files for one plan.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from runner import spec as rspec
+from tui import trust
 from tui.config import load_config
 from tui.diagnose.findings import Finding
 from tui.logs.model import Run, Study
@@ -54,10 +63,27 @@ class Plan:
     partial: dict[str, Any] = field(default_factory=dict)  # what is known when spec is None
     notes: list[str] = field(default_factory=list)  # one line each: why these values
     remedy: dict[str, Any] = field(default_factory=dict)  # goes into each trial's run.json
+    root: str = ""  # the watched root: the trust check climbs to it, the baseline stays in it
+    trusted_by_flag: bool = False  # `tunetop plan --trust`
+    # where what runs comes from, when a file decides it: {"path", "what", "in_tree", "trust"}
+    source: dict[str, Any] | None = None
+    refusals: list[str] = field(default_factory=list)  # trust lines (also in missing)
+    allow: tuple[str, ...] = ()  # [trust] roots of the user's own tunetop.toml
 
     @property
     def launchable(self) -> bool:
         return self.spec is not None and not self.missing
+
+    @property
+    def policy(self) -> trust.Policy:
+        return trust.Policy(Path(self.root), self.allow, self.trusted_by_flag)
+
+    def refuse(self, line: str) -> None:
+        """A trust refusal: the plan is computed in full, but cannot be launched."""
+        if line not in self.refusals:
+            self.refusals.append(line)
+        if line not in self.missing:
+            self.missing.append(line)
 
     def spec_dict(self) -> dict[str, Any]:
         return rspec.to_dict(self.spec) if self.spec is not None else dict(self.partial)
@@ -76,6 +102,10 @@ class Plan:
         }
         if self.notes:
             plan["notes"] = list(self.notes)
+        from tui.remedy.preview import preview  # what will run, shown before it runs
+
+        shown = preview(self)
+        plan["launch"] = shown.to_json() if shown is not None else None
         return {"plan": plan, "spec": self.spec_dict()}
 
 
@@ -152,15 +182,42 @@ def is_unstable(run: Run, findings: list[Finding]) -> bool:
 # -- relaunch source -------------------------------------------------------------------------
 
 
-def base_spec(run: Run) -> tuple[rspec.RunSpec | None, list[str], dict[str, Any]]:
-    """The spec that reruns `run` as it was: (spec, missing, known values)."""
+def decides(spec: rspec.RunSpec) -> str | None:
+    """What of `spec` decides which code runs: "spec.command", "spec.workload" (a file path or
+    a module path: importing runs it), or None for a built-in workload name."""
+    if spec.command is not None:
+        return "spec.command"
+    if spec.workload is not None and ":" in spec.workload:
+        return "spec.workload"
+    return None  # the runner resolves a name without ':' only among its built-ins
+
+
+def run_verdict(run: Run, p: Plan) -> trust.Verdict:
+    """The trust check of a run: of its run.json, or (without one) of its folder."""
+    rj = run.path / "run.json"
+    return trust.check(rj if os.path.lexists(rj) else run.path, p.policy)
+
+
+def base_spec(run: Run, p: Plan) -> tuple[rspec.RunSpec | None, list[str], dict[str, Any]]:
+    """The spec that reruns `run` as it was: (spec, missing, known values). What decides the
+    code that runs (a command, a workload path, a launch template) is recorded in `p.source`
+    and refused (`p.refuse`) when the file it comes from fails the trust check."""
+    rj = run.path / "run.json"
     if run.run_json and isinstance(run.run_json.get("spec"), dict):
+        if os.path.islink(rj):  # the readers should not have followed it; never a source
+            return None, [f"{rj}: a symbolic link, not followed: no relaunch source"], {}
         try:
             spec = rspec.from_dict(run.run_json["spec"])
         except rspec.SpecError as exc:
-            return None, [f"a usable spec in {run.path / 'run.json'}: {exc}"], {}
+            return None, [f"a usable spec in {rj}: {exc}"], {}
         if isinstance(spec, rspec.StudySpec):
             spec = spec.base
+        what = decides(spec)
+        if what is not None:
+            verdict = trust.check(rj, p.policy)
+            p.source = {"path": str(rj), "what": what, "in_tree": True, "trust": verdict.says(what)}
+            if not verdict.trusted:
+                p.refuse(verdict.says(what))
         return spec, [], rspec.to_dict(spec)
     known: dict[str, Any] = {"name": _safe_name(run.path.name)}
     lr = run_lr(run)
@@ -180,9 +237,22 @@ def base_spec(run: Run) -> tuple[rspec.RunSpec | None, list[str], dict[str, Any]
         if isinstance(warm, int | float) and not isinstance(warm, bool)
         else 0,
     }
-    template = load_config(run.path.parent, run.path).launch_command
+    cfg = load_config(
+        run.path.parent, run.path, trust_root=Path(p.root), force_trust=p.trusted_by_flag
+    )
+    template = cfg.launch_command
     if template is None:
-        return None, [NO_SOURCE], known
+        return None, [cfg.launch_refused or NO_SOURCE], known
+    if cfg.launch_refused:  # a planted template did not replace the user's own
+        p.notes.append(f"{cfg.launch_refused} (yours is used)")
+    p.source = {
+        "path": cfg.launch_source,
+        "what": "[launch] command",
+        "in_tree": cfg.launch_in_tree,
+        "trust": "from your own config folder"
+        if not cfg.launch_in_tree
+        else trust.check(str(cfg.launch_source), p.policy).says("[launch] command"),
+    }
     known["command"] = list(template)
     known.pop("workload", None)
     try:
@@ -224,27 +294,75 @@ def _template_unknown(template: list[str], known: dict[str, Any]) -> list[str]:
 
 
 def _safe_name(name: str) -> str:
-    """A folder-name stem from a run name: no separators, no `..`, nothing a shell reads."""
-    stem = re.sub(r"[^A-Za-z0-9._=-]+", "_", name).strip("._") or "run"
+    """A folder-name stem from a run name: no separators, no `..`, nothing a shell reads, and
+    no leading `-` (a `{name}` placeholder must never become an option)."""
+    stem = re.sub(r"[^A-Za-z0-9._=-]+", "_", name).strip("._-") or "run"
     return stem[:60]
 
 
 def default_out(target: Path) -> Path:
-    """New study folders go beside the target, so the watched tree shows them."""
-    target = target.resolve()
-    return target.parent
+    """New study folders go beside the target, so the watched tree shows them. The target is
+    not resolved: a symbolic link to a run elsewhere must not take the new study out of the
+    tree (the link's own folder is the one watched)."""
+    return Path(os.path.normpath(os.path.abspath(target))).parent
+
+
+def plan_root(target: Path, root: Path | str | None) -> Path:
+    """The watched root a plan's trust checks climb to: `root` when the target is inside it,
+    else the target's folder (`tunetop plan` on a folder: its siblings, where the default
+    output goes and where a warmup study's baseline lies)."""
+    t = Path(os.path.normpath(os.path.abspath(target)))
+    if root is not None:
+        r = Path(os.path.normpath(os.path.abspath(root)))
+        if t != r and t.is_relative_to(r):
+            return r
+    return t.parent
+
+
+# a value a program reads as an option: `-x`, `--x`, but not a negative number
+_OPTION = re.compile(r"^-(?![0-9.])")
+
+
+def option_like(template: list[str], argv: list[str]) -> str | None:
+    """Where a placeholder's value turned a template element into an option (`{name}` of a
+    folder named `--exec=...`): one line, or None."""
+    for part, value in zip(template, argv, strict=True):
+        if _PLACEHOLDER.search(part) and not _OPTION.match(part) and _OPTION.match(value):
+            return (
+                f"{part!r} becomes {value!r}, which the program would read as an option: "
+                "rename what it comes from (a value must not start with '-')"
+            )
+    return None
 
 
 # -- the plans -------------------------------------------------------------------------------
 
 
 def plan(
-    kind: str, target: Path | str, out: Path | str | None = None, factor: float = 10.0
+    kind: str,
+    target: Path | str,
+    out: Path | str | None = None,
+    factor: float = 10.0,
+    *,
+    root: Path | str | None = None,
+    trust_files: bool = False,
 ) -> Plan:
+    """The plan of `kind` for `target`. `root`: the watched root it lies in (the app's; the
+    target's folder by default); `trust_files`: `tunetop plan --trust`."""
     target = Path(target)
     if kind not in KINDS:
         raise ValueError(f"unknown plan kind {kind!r}; one of {', '.join(KINDS)}")
-    p = Plan(kind, str(target), out=str(Path(out) if out else default_out(target)))
+    # absolute: a folder named `--x` given as `--out --x` never reaches the runner as an option
+    chosen = os.path.abspath(out) if out else default_out(target)
+    p = Plan(kind, str(target), out=str(chosen))
+    p.root = str(plan_root(target, root))
+    p.trusted_by_flag = trust_files
+    p.allow = load_config().trust_roots  # the allowlist: the user's own file only
+    if trust_files:
+        p.notes.append(
+            f"--trust: the files under {p.root} may decide what runs, for this plan only "
+            "(their owners and modes are not checked)"
+        )
     if not target.exists():
         p.missing.append(f"{target}: no such run or study folder")
         return p
@@ -294,7 +412,10 @@ def _finish(
         "baseline": source,
     }
     study = {"name": name, "search": "list", "list": trials}
-    if base is None or p.missing:
+    # a trust refusal still builds the spec (it is shown, marked, with what would run); every
+    # other missing thing leaves only the partial form
+    blocking = [m for m in p.missing if m not in p.refusals]
+    if base is None or blocking:
         partial = dict(known)
         for key, value in base_overrides.items():
             _set_dotted(partial, key, value)
@@ -305,8 +426,15 @@ def _finish(
         run = rspec.apply_overrides(base, base_overrides) if base_overrides else base
         spec = rspec.from_dict({**rspec.to_dict(run), "study": study})
         if run.command is not None:  # every trial's command can be filled in
-            for trial in trials or [{}]:
-                rspec.format_placeholders(run.command, rspec.apply_overrides(run, trial), "RUN_DIR")
+            for i, trial in enumerate(trials or [{}]):
+                argv = rspec.format_placeholders(
+                    run.command, rspec.apply_overrides(run, trial), "/RUN_DIR"
+                )
+                wrong = option_like(run.command, argv)
+                if wrong:
+                    p.missing.append(f"trial t{i:03d}: {wrong}")
+                    p.partial = {**known, "study": study}
+                    return
     except rspec.SpecError as exc:
         p.missing.append(f"a valid spec: {exc}")
         p.partial = {**known, "study": study}
@@ -358,11 +486,15 @@ def _plan_warmup(p: Plan, t: Target, factor: float) -> None:
             "(R12); warmup is for runs that are unstable"
         )
         return
+    if len(t.runs) > 1:  # a planted trial with the smallest diverging rate must not be chosen
+        unstable = _trusted_trials(p, unstable)
+        if not unstable:
+            return
     baseline = min(unstable, key=lambda r: run_lr(r) or math.inf)
     unstable_lr = run_lr(baseline)
     assert unstable_lr is not None
     base_lr = factor * unstable_lr
-    base, missing, known = base_spec(baseline)
+    base, missing, known = base_spec(baseline, p)
     steps = _max_train_steps(baseline, base, known)
     lengths = warmup_lengths(steps)
     p.computed = {
@@ -460,9 +592,12 @@ def _plan_warmup_apply(p: Plan, t: Target) -> None:
         "no lower than it started"
     )
     good = [v for v in verdicts if not v["collapsed"] and v["warmup_steps"] is not None]
-    remedy = trials[0].remedy or {}
+    # the baseline is named by a trial's run.json: only a trusted trial may name it
+    named_by = _trusted_trials(p, trials)
+    first = named_by[0] if named_by else trials[0]
+    remedy = first.remedy or {}
     baseline_path = Path(remedy.get("baseline") or remedy.get("source") or "")
-    base_lr = (trials[0].run_json or {}).get("spec", {}).get("optimizer", {}).get("lr")
+    base_lr = (first.run_json or {}).get("spec", {}).get("optimizer", {}).get("lr")
     p.computed["base_lr"] = base_lr
     if not good:
         p.missing.append(
@@ -472,6 +607,14 @@ def _plan_warmup_apply(p: Plan, t: Target) -> None:
         return
     chosen = int(good[0]["warmup_steps"])
     p.computed["warmup_steps"] = chosen
+    if not named_by:
+        return
+    if not (trust.within(baseline_path, p.root) and trust.within_real(baseline_path, p.root)):
+        p.missing.append(
+            f"the baseline run {baseline_path} (named in run.json's remedy): outside the "
+            f"watched root {p.root}, not followed"
+        )
+        return
     if not baseline_path.is_dir():
         p.missing.append(f"the baseline run {baseline_path} (named in run.json's remedy)")
         return
@@ -480,7 +623,10 @@ def _plan_warmup_apply(p: Plan, t: Target) -> None:
     if baseline is None:
         p.missing.append(f"the baseline run {baseline_path}: not a single run")
         return
-    base, missing, known = base_spec(baseline)
+    verdict = run_verdict(baseline, p)
+    if not verdict.trusted:
+        p.refuse(f"a trusted baseline: {verdict.says('baseline run')}")
+    base, missing, known = base_spec(baseline, p)
     steps = _max_train_steps(baseline, base, known)
     p.computed.update(
         {"max_train_steps": steps, "total_steps": steps + chosen, "baseline": str(baseline_path)}
@@ -514,12 +660,37 @@ def clip_thresholds(grad_norms: np.ndarray) -> tuple[float, float]:
     return float(np.percentile(g, 90)), float(np.percentile(g, 75))
 
 
-def _pick_run(t: Target) -> Run:
+def _trusted_trials(p: Plan, runs: list[Run]) -> list[Run]:
+    """The trials of a study that may be its baseline: those passing the trust check. Each
+    one left out is a note; none left is a refusal (the plan says how to trust them)."""
+    kept = []
+    for r in runs:
+        verdict = run_verdict(r, p)
+        if verdict.trusted:
+            kept.append(r)
+        else:
+            p.notes.append(f"not a baseline: {verdict.says('trial')}")
+    if not kept and runs:
+        p.refuse(
+            f"a trusted baseline: {run_verdict(runs[0], p).says('trial')} (and so are the "
+            f"other {len(runs) - 1} candidate(s))"
+            if len(runs) > 1
+            else f"a trusted baseline: {run_verdict(runs[0], p).says('trial')}"
+        )
+    return kept
+
+
+def _pick_run(t: Target, p: Plan | None = None) -> Run:
+    """The study's best run (or the only run). In a study, an untrusted best run is refused:
+    the plan is computed on it but cannot be launched."""
+    run = t.runs[0]
     if t.best_run is not None:
-        for r in t.runs:
-            if r.id == t.best_run:
-                return r
-    return t.runs[0]
+        run = next((r for r in t.runs if r.id == t.best_run), run)
+    if p is not None and len(t.runs) > 1:
+        verdict = run_verdict(run, p)
+        if not verdict.trusted:
+            p.refuse(f"a trusted baseline: {verdict.says('trial')}")
+    return run
 
 
 def _plan_clip(p: Plan, t: Target) -> None:
@@ -527,10 +698,14 @@ def _plan_clip(p: Plan, t: Target) -> None:
     unstable = [
         r for r in t.runs if is_unstable(r, t.findings.get(r.id, [])) and r.id not in t.infeasible
     ]
-    run = unstable[0] if (t.study is None and unstable) else _pick_run(t)
+    if t.study is None and unstable:
+        trusted = _trusted_trials(p, unstable) if len(t.runs) > 1 else unstable
+        run = (trusted or unstable)[0]
+    else:
+        run = _pick_run(t, p)
     if not run.store.has("grad_norm") or run.store.count("grad_norm") < 10:
         p.missing.append("grad_norm: log the unclipped total gradient norm every step (R14)")
-        base, missing, known = base_spec(run)
+        base, missing, known = base_spec(run, p)
         _finish(p, run, base, known, missing, [], "clip", {})
         return
     p90, p75 = clip_thresholds(run.store.series("grad_norm").values.astype(np.float64))
@@ -540,7 +715,7 @@ def _plan_clip(p: Plan, t: Target) -> None:
         f"norms; tighter trial {p75:.4g} (p75). Over 50% clipped: lower the learning "
         "rate instead (R24)"
     )
-    base, missing, known = base_spec(run)
+    base, missing, known = base_spec(run, p)
     trials = [{"clip_norm": _round(p90)}, {"clip_norm": _round(p75)}]
     _finish(p, run, base, known, missing, trials, "clip", {})
 
@@ -551,13 +726,13 @@ def _round(x: float) -> float:
 
 def _plan_probe(p: Plan, t: Target) -> None:
     """R15: about 500 steps at 2x the best learning rate, evaluating every step."""
-    run = _pick_run(t)
+    run = _pick_run(t, p)
     lr = run_lr(run)
     if lr is None:
         p.missing.append("the learning rate of the best run")
         return
     p.computed = {"run": _name(run), "best_lr": lr, "probe_lr": 2 * lr, "steps": PROBE_STEPS}
-    base, missing, known = base_spec(run)
+    base, missing, known = base_spec(run, p)
     steps = min(PROBE_STEPS, _max_train_steps(run, base, known) or PROBE_STEPS)
     p.computed["steps"] = steps
     p.notes.append(
@@ -582,12 +757,12 @@ FIT_GRID = (0.1, 0.3, 1.0, 3.0, 10.0)
 def _plan_fit(p: Plan, t: Target) -> None:
     """R4: a constant-learning-rate sweep, no regularization, no decay, no clipping, for N
     steps (N = the target's max_train_steps)."""
-    run = _pick_run(t)
+    run = _pick_run(t, p)
     lr = run_lr(run)
     if lr is None:
         p.missing.append("the learning rate of the target run")
         return
-    base, missing, known = base_spec(run)
+    base, missing, known = base_spec(run, p)
     steps = _max_train_steps(run, base, known)
     grid = [_round(lr * f) for f in FIT_GRID]
     p.computed = {"run": _name(run), "lrs": grid, "max_train_steps": steps}
@@ -611,8 +786,8 @@ def _plan_extend(p: Plan, t: Target, factor: float = 2.0) -> None:
     """R6: round two reruns the best configuration longer. Linear decay: keep the decay
     length, lengthen the constant phase before it; cosine: keep the base rate, stretch
     max_train_steps."""
-    run = _pick_run(t)
-    base, missing, known = base_spec(run)
+    run = _pick_run(t, p)
+    base, missing, known = base_spec(run, p)
     steps = _max_train_steps(run, base, known)
     kind = base.schedule.kind if base is not None else known.get("schedule", {}).get("kind")
     new_steps = int(steps * factor)
