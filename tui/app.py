@@ -721,8 +721,11 @@ class TunetopApp(App[None]):
     )
     def compute_plan(self, kind: str, target_id: str, path: Path, why: Text) -> None:
         from tui.remedy.plan import plan
+        from tui.trust import within
 
-        self.post_message(PlanReady(kind, target_id, plan(kind, path), why))
+        # the watched root the target lies in: the trust check climbs to it (tui/trust.py)
+        root = next((r for r in self.paths if within(path, r)), None)
+        self.post_message(PlanReady(kind, target_id, plan(kind, path, root=root), why))
 
     @_while_running
     def on_plan_ready(self, message: PlanReady) -> None:

@@ -334,9 +334,16 @@ def test_snapshot_plan_modal(
 ) -> None:
     """The modal over an empty dashboard (the findings table behind it is not what is
     tested here, and its column widths settle at an idle moment a loaded machine may miss)."""
+    import sys
+
+    import tui.remedy.preview as preview_mod
     import tui.widgets.remedy_modal as modal_mod
 
     monkeypatch.setattr(modal_mod, "device_for_trials", lambda n: ["cpu"] * n)
+    # what will run names the interpreter and the working folder: fixed for the snapshot
+    monkeypatch.setattr(preview_mod, "device_for_trials", lambda n: ["cpu"] * n)
+    monkeypatch.setattr(preview_mod, "child_cwd", lambda: "/home/user")
+    monkeypatch.setattr(sys, "executable", "/usr/bin/python3")
     (tmp_path / "runs").mkdir()
     app = make_app([tmp_path / "runs"], poll=60.0)
 

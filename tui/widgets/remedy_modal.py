@@ -7,6 +7,11 @@ trials, and (warmup) the base_learning_rate factor, 10x or 100x, which recompute
 thread worker (plan() reads files). An invalid edit shows why and disables the launch button;
 so do a plan that cannot be launched and --readonly. Dismissed with the edited Plan, or None.
 
+Before launch it shows what will run (tui/remedy/preview.py): the argv of the study and of every
+trial, the interpreter, the working folder, the environment changes and the output folder,
+following the edits; in a warning frame when a file in the watched tree decided the command or
+workload. A plan refused by the trust check (tui/trust.py) says why and how to trust it.
+
 Paths and names come from the user's files: drawn as Text (tui.sanitize), never as markup.
 """
 
@@ -34,6 +39,7 @@ from runner.schedule import lr_curve
 from tui import sanitize
 from tui.remedy import plan as planmod
 from tui.remedy.plan import Plan, device_for_trials
+from tui.remedy.preview import FROM_TREE, preview
 from tui.widgets.canvas import BLOCKS
 
 # R18: base_learning_rate = 10x the unstable rate, 100x as an option; 1x keeps the unstable
@@ -124,7 +130,42 @@ class TrialInput(Input):
         self.key = key
 
 
+def launch_block(plan: Plan) -> Text:
+    """What launching `plan` runs, as Text (never markup: the paths come from the tree)."""
+    t = Text("what will run\n", style="bold")
+    shown = preview(plan)
+    if shown is None:
+        t.append("not known: the plan is not complete (see missing)", style="grey50")
+        return t
+    for line in shown.lines():
+        if line.startswith(FROM_TREE):
+            t.append(line, style="bold black on yellow")
+        elif line.startswith("  ("):
+            t.append(line, style="yellow")
+        else:
+            t.append(line)
+        t.append("\n")
+    t.rstrip()
+    return t
+
+
+def trust_block(plan: Plan) -> Text:
+    """Why the trust check refuses this plan, and how to trust it."""
+    t = Text()
+    for line in plan.refusals:
+        t.append("not trusted: ", style="bold yellow")
+        t.append(sanitize.clean(line, 600), style="yellow")
+        t.append("\n")
+    t.rstrip()
+    return t
+
+
 class RemedyModal(ModalScreen[Plan | None]):
+    DEFAULT_CSS = """
+    RemedyModal #plan-launch { margin-top: 1; padding: 0 1; border: round $primary-darken-1; }
+    RemedyModal #plan-launch.from-tree { border: heavy $warning; }
+    RemedyModal #plan-trust { margin-top: 1; }
+    """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "cancel"),
         Binding("ctrl+s", "confirm", "launch"),
@@ -187,6 +228,14 @@ class RemedyModal(ModalScreen[Plan | None]):
                         )
             if p.kind == "extend":
                 yield Static(schedules_side_by_side(p), id="plan-schedules")
+            shown = preview(p)
+            yield Static(
+                launch_block(p),
+                id="plan-launch",
+                classes="from-tree" if shown is not None and shown.from_tree else "",
+            )
+            if p.refusals:
+                yield Static(trust_block(p), id="plan-trust")
             yield Static(self._notes(), id="plan-notes")
             yield Static(id="plan-error")
             with Horizontal(id="plan-buttons"):
@@ -242,6 +291,8 @@ class RemedyModal(ModalScreen[Plan | None]):
             t.append(sanitize.clean(note, 600))
             t.append("\n")
         for m in self.plan.missing:
+            if m in self.plan.refusals:  # shown with the trust block
+                continue
             t.append("missing: ", style="bold red")
             t.append(sanitize.clean(m, 600), style="red")
             t.append("\n")
@@ -296,6 +347,8 @@ class RemedyModal(ModalScreen[Plan | None]):
             err.append("\n")
         err.rstrip()
         self.query_one("#plan-error", Static).update(err)
+        if edited is not None:  # what will run follows the edits (output folder, trials)
+            self.query_one("#plan-launch", Static).update(launch_block(edited))
         reason = self.refusal()
         self.query_one("#plan-confirm", Button).disabled = reason is not None
         self.query_one("#plan-reason", Static).update(
@@ -308,6 +361,8 @@ class RemedyModal(ModalScreen[Plan | None]):
             return "--readonly: nothing can be started"
         if self.busy:
             return "recomputing the plan…"
+        if self.plan.refusals:
+            return "cannot launch, not trusted: " + sanitize.clean(self.plan.refusals[0], 300)
         if not self.plan.launchable:
             what = self.plan.missing[0] if self.plan.missing else "no runnable spec"
             return "cannot launch: missing " + sanitize.clean(what, 120)
