@@ -370,3 +370,65 @@ def test_extend_plan_shows_old_and_new_schedules_side_by_side(tmp_path: Path) ->
     old_bars, new_bars = old.split("steps ", 1)[1], new.split("steps ", 1)[1]
     # the new schedule spans the whole axis; the old one ends halfway (2x the steps)
     assert new_bars.strip() and len(old_bars.rstrip()) < len(new_bars.rstrip())
+
+
+def _plant_command(run: Path, command: list[str]) -> None:
+    """Turn a runner-made run into one whose run.json a stranger wrote: spec.command set,
+    owned by uid 1001, group-writable (the tests run as root)."""
+    import os
+
+    record = json.loads((run / "run.json").read_text())
+    record["spec"].pop("workload", None)
+    record["spec"]["command"] = command
+    (run / "run.json").write_text(json.dumps(record))
+    os.chown(run / "run.json", 1001, 1001)
+    os.chmod(run / "run.json", 0o664)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="chown to another uid: Linux, as root")
+async def test_untrusted_command_is_shown_marked_and_cannot_be_launched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 14: the modal shows what would run in a warning frame, says why it is not trusted
+    and how to trust it, and refuses to launch."""
+    import os
+
+    if os.geteuid() != 0:
+        pytest.skip("chown to another uid needs root")
+    from textual.widgets import Static
+
+    from tui.remedy.preview import FROM_TREE
+    from tui.widgets.remedy_modal import launch_block
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    root = tmp_path / "runs"
+    _plant_command(write_runner_run(root / "planted", steps=30), ["sh", "-c", "touch /tmp/x"])
+    write_runner_run(root / "mine", steps=30)
+    app = make_app([root])
+    launched = record_launches(app)
+    async with app.run_test(size=SIZE) as pilot:
+        modal = await open_plan(pilot, app, "c", NodeRef("run", "planted"))
+        plan = modal.plan
+        assert not plan.launchable and plan.refusals
+        assert "owned by uid 1001 and group-writable" in plan.refusals[0]
+        assert plan.spec is not None  # computed in full, shown, not launchable
+        block = modal.query_one("#plan-launch", Static)
+        assert block.has_class("from-tree")
+        shown = launch_block(plan).plain
+        assert f"{FROM_TREE}: {root / 'planted' / 'run.json'}" in shown
+        assert "sh -c 'touch /tmp/x'" in shown  # the exact command, as it would run
+        trust_text = screen_text(app)
+        assert "not trusted: planted/run.json is owned by uid 1001" in trust_text
+        assert "to trust it: add" in trust_text
+        assert "cannot launch, not trusted" in modal.refusal()
+        assert confirm_button(modal).disabled
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert isinstance(app.screen, RemedyModal) and not launched
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not isinstance(app.screen, RemedyModal))
+        # the user's own run beside it: no warning frame, launchable
+        modal = await open_plan(pilot, app, "c", NodeRef("run", "mine"))
+        assert modal.plan.launchable, modal.plan.missing
+        assert not modal.query_one("#plan-launch", Static).has_class("from-tree")
+        assert not confirm_button(modal).disabled

@@ -202,6 +202,8 @@ class RemedyModal(ModalScreen[Plan | None]):
             yield Static(self._head(), id="plan-head")
             if self.why is not None and self.why.plain.strip():
                 yield Static(self.why, id="plan-why")
+            if p.refusals:  # first: why nothing can be launched, and how to trust it
+                yield Static(trust_block(p), id="plan-trust")
             if p.kind == "warmup":
                 with Horizontal(id="plan-factor-row"):
                     yield Static("base_learning_rate =", classes="plan-label")
@@ -234,8 +236,6 @@ class RemedyModal(ModalScreen[Plan | None]):
                 id="plan-launch",
                 classes="from-tree" if shown is not None and shown.from_tree else "",
             )
-            if p.refusals:
-                yield Static(trust_block(p), id="plan-trust")
             yield Static(self._notes(), id="plan-notes")
             yield Static(id="plan-error")
             with Horizontal(id="plan-buttons"):
