@@ -460,3 +460,19 @@ def test_plan_launch_with_trust_runs_that_command(tmp_path: Path) -> None:
             break
         time.sleep(0.2)
     assert record["status"] == "finished", record
+
+
+def test_a_run_json_linked_out_of_the_root_is_no_relaunch_source(tmp_path: Path) -> None:
+    """A private spec (with a token) linked into the shared tree is never copied into a plan."""
+    private = write_run(tmp_path / "private" / "run", diverging(), 0.5, 2000)
+    record = json.loads((private / "run.json").read_text())
+    record["spec"]["workload_options"] = {"token": "s3cret"}
+    (private / "run.json").write_text(json.dumps(record))
+    root = tmp_path / "root"
+    run = root / "run"
+    run.mkdir(parents=True)
+    (run / "metrics.jsonl").write_text((private / "metrics.jsonl").read_text())
+    (run / "run.json").symlink_to(private / "run.json")
+    p = plan("warmup", run)
+    assert not p.launchable
+    assert "s3cret" not in json.dumps(p.to_json())

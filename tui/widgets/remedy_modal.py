@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import os
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -48,8 +49,20 @@ FACTORS = (10.0, 100.0, 1.0)
 Replanner = Callable[[str, str, str | None, float], Plan]
 
 
-def _replan(kind: str, target: str, out: str | None, factor: float) -> Plan:
-    return planmod.plan(kind, target, out, factor=factor)
+def _replanner(plan: Plan) -> Replanner:
+    """Recomputes against the same watched root and trust as `plan` was computed with."""
+
+    def replan(kind: str, target: str, out: str | None, factor: float) -> Plan:
+        return planmod.plan(
+            kind,
+            target,
+            out,
+            factor=factor,
+            root=plan.root or None,
+            trust_files=plan.trusted_by_flag,
+        )
+
+    return replan
 
 
 def _fmt(value: Any) -> str:
@@ -178,14 +191,14 @@ class RemedyModal(ModalScreen[Plan | None]):
         title: str = "",
         readonly: bool = False,
         why: Text | None = None,
-        replan: Replanner = _replan,
+        replan: Replanner | None = None,
     ) -> None:
         super().__init__(id="remedy-modal")
         self.plan = plan
         self.title_text = title or f"{plan.kind} plan"
         self.readonly = readonly
         self.why = why
-        self.replan = replan
+        self.replan = replan or _replanner(plan)
         self.factor = float(plan.computed.get("factor", FACTORS[0]))
         self.removed: set[int] = set()
         self.errors: list[str] = []
@@ -305,7 +318,8 @@ class RemedyModal(ModalScreen[Plan | None]):
         p = self.plan
         errors: list[str] = []
         out_text = self.query_one("#plan-out", Input).value.strip()
-        out = Path(out_text).expanduser() if out_text else None
+        # absolute: a folder named `--x` must reach the runner as a path, never as an option
+        out = Path(os.path.abspath(Path(out_text).expanduser())) if out_text else None
         if out is None:
             errors.append("output folder: empty")
         elif out.exists() and not out.is_dir():
