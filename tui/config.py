@@ -55,6 +55,9 @@ class Config:
     launch_source: str | None = None  # the file launch_command came from
     launch_in_tree: bool = False  # ... a file in the watched tree (it passed the trust check)
     launch_refused: str | None = None  # why a tree file's [launch] command was not taken
+    # that command and its file: a plan shows what it would run, and does not run it
+    refused_command: tuple[str, ...] | None = None
+    refused_source: str | None = None
     slurm: dict[str, Any] = field(default_factory=dict)
     trust_roots: tuple[str, ...] = ()  # [trust] roots of the user's own file
     source: tuple[str, ...] = ()  # files this config was read from, nearest last
@@ -239,7 +242,12 @@ def load_config(
                 values.pop("trust_roots", None)
             else:
                 if "launch_command" in values:
-                    cfg = replace(cfg, launch_refused=verdict.says("[launch] command"))
+                    cfg = replace(
+                        cfg,
+                        launch_refused=verdict.says("[launch] command"),
+                        refused_command=values["launch_command"],
+                        refused_source=str(path),
+                    )
                 values, ignored = _untrusted_part(values)
                 if ignored:  # aliases and readonly = true (tightening) are kept
                     problems.append(

@@ -476,3 +476,24 @@ def test_a_run_json_linked_out_of_the_root_is_no_relaunch_source(tmp_path: Path)
     p = plan("warmup", run)
     assert not p.launchable
     assert "s3cret" not in json.dumps(p.to_json())
+
+
+def test_a_planted_launch_template_is_shown_and_refused(tmp_path: Path, own_config: Path) -> None:
+    root = tmp_path / "root"
+    run = write_run(root / "run", diverging(), 0.3, 5000, runner=False)
+    (root / "tunetop.toml").write_text('[launch]\ncommand = ["sh", "-c", "echo {lr}"]\n')
+    planted(root / "tunetop.toml")
+    p = plan("warmup", run)
+    assert not p.launchable
+    assert p.refusals and "[launch] command is not trusted" in p.refusals[0]
+    shown = preview(p)
+    assert shown is not None and shown.from_tree
+    assert shown.trials[0].command == ["sh", "-c", "echo 3.0"]
+    # the user's own template wins over a planted one, and the plan says what it ignored
+    (own_config / "tunetop.toml").write_text('[launch]\ncommand = ["mine", "{lr}"]\n')
+    p = plan("warmup", run)
+    assert p.launchable, p.missing
+    shown = preview(p)
+    assert shown is not None and not shown.from_tree
+    assert shown.trials[0].command == ["mine", "3.0"]
+    assert any("(yours is used)" in n for n in p.notes)

@@ -241,18 +241,29 @@ def base_spec(run: Run, p: Plan) -> tuple[rspec.RunSpec | None, list[str], dict[
         run.path.parent, run.path, trust_root=Path(p.root), force_trust=p.trusted_by_flag
     )
     template = cfg.launch_command
+    if template is None and cfg.refused_command is not None and cfg.launch_refused:
+        # only an untrusted template: the plan is computed with it, shown, and refused
+        template = cfg.refused_command
+        p.refuse(cfg.launch_refused)
+        p.source = {
+            "path": cfg.refused_source,
+            "what": "[launch] command",
+            "in_tree": True,
+            "trust": cfg.launch_refused,
+        }
+    elif template is not None:
+        if cfg.launch_refused:  # a planted template did not replace the user's own
+            p.notes.append(f"{cfg.launch_refused} (yours is used)")
+        p.source = {
+            "path": cfg.launch_source,
+            "what": "[launch] command",
+            "in_tree": cfg.launch_in_tree,
+            "trust": "from your own config folder"
+            if not cfg.launch_in_tree
+            else trust.check(str(cfg.launch_source), p.policy).says("[launch] command"),
+        }
     if template is None:
-        return None, [cfg.launch_refused or NO_SOURCE], known
-    if cfg.launch_refused:  # a planted template did not replace the user's own
-        p.notes.append(f"{cfg.launch_refused} (yours is used)")
-    p.source = {
-        "path": cfg.launch_source,
-        "what": "[launch] command",
-        "in_tree": cfg.launch_in_tree,
-        "trust": "from your own config folder"
-        if not cfg.launch_in_tree
-        else trust.check(str(cfg.launch_source), p.policy).says("[launch] command"),
-    }
+        return None, [NO_SOURCE], known
     known["command"] = list(template)
     known.pop("workload", None)
     try:
