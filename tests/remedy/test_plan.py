@@ -360,3 +360,32 @@ def test_a_warmup_study_is_not_flagged_for_differing_steps(tmp_path: Path) -> No
         (folder / "run.json").write_text(json.dumps(run_json))
     kinds = [f.kind for s in run_check(str(tmp_path / "s")).studies for f in s.findings]
     assert "steps_differ" not in kinds
+
+
+def test_plan_shows_what_will_run(tmp_path: Path) -> None:
+    """Issue 14 item 2: the JSON plan's `launch` block holds the exact argv of every trial, as
+    runner/study.py makes it, the interpreter, the working folder, env changes and out."""
+    import os
+
+    from runner.study import trial_argv
+    from tui.remedy.cli import describe
+
+    run = write_run(tmp_path / "run", diverging(), 0.5, 2000)
+    p = plan("warmup", run)
+    launch = p.to_json()["plan"]["launch"]
+    assert launch["interpreter"] == sys.executable
+    assert launch["cwd"] == os.getcwd()
+    assert launch["env"] == {"PYTHONUNBUFFERED": "1"}
+    assert launch["out"] == str(tmp_path)
+    assert launch["from_tree"] is False and launch["workload"] == "digits_mlp"
+    study_dir = Path(launch["study_dir"])
+    assert study_dir.parent == tmp_path and study_dir.name.startswith("warmup-")
+    remedy = {"kind": "warmup", "source": str(run)}
+    assert [t["argv"] for t in launch["trials"]] == [
+        trial_argv(study_dir / "t000", 1, remedy),
+        trial_argv(study_dir / "t001", 1, remedy),
+    ]
+    assert launch["argv"][:3] == [sys.executable, "-m", "runner"]
+    text = describe(p)
+    assert "what will run:" in text and "interpreter  " + sys.executable in text
+    assert "COMMAND FROM A FILE" not in text
