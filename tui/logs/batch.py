@@ -174,7 +174,9 @@ def drop_superseded(batch: ColumnBatch) -> ColumnBatch:
         return batch  # no step goes back anywhere: none does within a pattern either
     keep = np.ones(n, np.bool_)
     marks = list(batch.restarts)
-    for _keys, idx in row_patterns(batch):
+    for keys, idx in row_patterns(batch):
+        if not keys:
+            continue  # rows with no metric: the store takes none of them
         rows = np.arange(n)[idx] if isinstance(idx, slice) else idx
         sup = supersede(batch.steps[rows])
         if sup.keep is not None:
@@ -216,7 +218,9 @@ class BatchAccumulator:
         self._back = False
 
     def result(self) -> ColumnBatch:
-        if len(self._parts) > 1 and self._back and self._rows > self.compact_rows:
+        # small reads are handed out as read (the store applies the same rule); only a pile
+        # that would cost memory is compacted
+        if self._back and self._rows > self.compact_rows:
             self._compact()
         return concat_batches(self._parts)
 

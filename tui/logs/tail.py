@@ -53,10 +53,23 @@ def _without_nul(chunk: bytes) -> tuple[bytes, int]:
     """chunk without its NUL bytes, and how many there were (memchr-fast when none)."""
     if chunk.find(b"\0") < 0:
         return chunk, 0
-    if chunk == _ZEROS[: len(chunk)]:
-        return b"", len(chunk)
+    n = len(chunk)
+    if chunk == (_ZEROS if n == CHUNK else bytes(n)):
+        return b"", n
     kept = chunk.replace(b"\0", b"")
     return kept, len(chunk) - len(kept)
+
+
+def _hole_end(fd: int, pos: int, size: int) -> int:
+    """Where the data after `pos` starts (`pos` itself when it is data, `size` when only a
+    hole follows); `pos` where the filesystem cannot tell (no SEEK_DATA)."""
+    seek_data = getattr(os, "SEEK_DATA", None)
+    if seek_data is None:
+        return pos
+    try:
+        return min(os.lseek(fd, pos, seek_data), size)
+    except OSError as exc:
+        return size if exc.errno == errno.ENXIO else pos
 
 
 class FileTail:
@@ -150,20 +163,39 @@ class FileTail:
                 pnul_at = at
             pnul += count
 
+        zeros_before = False  # the last chunk was all zeros: maybe a hole of a sparse file
         while pos < size:
             if handed >= max_bytes:
                 more = True
                 break
+            if zeros_before:
+                # a hole reads as zeros but costs a page-cache fill per page: hop over it
+                hole = _hole_end(fd, pos, size) - pos
+                if hole > 0:
+                    if self._discarding:
+                        skipped += hole
+                        consumed = pos + hole
+                    else:
+                        note_zeros(hole, pos)
+                    pos += hole
+                    if not self._discarding and plen == 0 and pnul > NUL_HOLD:
+                        nul_at = pnul_at if nul_at < 0 else nul_at
+                        nul += pnul
+                        pnul, pnul_at = 0, -1
+                        consumed = pos
+                    continue
             chunk = os.pread(fd, min(CHUNK, size - pos), pos)
             if not chunk:
                 break
             cstart = pos
             pos += len(chunk)
+            zeros_before = False
             if self._discarding:
                 nl = chunk.find(b"\n")
                 if nl < 0:
                     skipped += len(chunk)
                     consumed = pos
+                    zeros_before = len(chunk) == CHUNK and chunk == _ZEROS
                     continue
                 skipped += nl + 1
                 consumed = cstart = cstart + nl + 1
@@ -189,6 +221,7 @@ class FileTail:
                 continue
             kept, zeros = _without_nul(rest)
             note_zeros(zeros, cstart + rest.find(b"\0"))
+            zeros_before = not kept
             if kept:
                 partial.append(kept)
                 plen += len(kept)
