@@ -308,11 +308,11 @@ def print_text(report: CheckReport, out: TextIO) -> None:
         best = ""
         if rep.best:
             best = (
-                f"  best {rep.best['metric']} {rep.best['value']:.4g} at step "
+                f"  best {inert(rep.best['metric'])} {rep.best['value']:.4g} at step "
                 f"{rep.best['step']} ({rep.best['fraction']:.0%})"
             )
         w(
-            f"\n{inert(run.id)}  [{run.format}]  steps to {run.max_step}/{run.total_steps}"
+            f"\n{inert(run.id)}  [{inert(run.format)}]  steps to {run.max_step}/{run.total_steps}"
             f"{best}\n    {counts}\n"
         )
         for r in run.store.restarts:

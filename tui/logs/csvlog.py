@@ -320,6 +320,8 @@ def _arrow_table(data: bytes | memoryview, names: list[str], errors: ErrorLog) -
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OSError):
         return None
+    except MemoryError:  # too much at once for Arrow: row by row
+        return None
     for message in invalid:
         errors.add(message)
     return table

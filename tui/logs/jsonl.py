@@ -188,6 +188,8 @@ def _parse_arrow(data: bytes) -> tuple[dict[str, Values], dict[str, Values], int
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OSError):
         return None
+    except (MemoryError, RecursionError):  # nesting Arrow refuses to build: line by line
+        return None
     columns: dict[str, Values] = {}
     times: dict[str, Values] = {}
     for name, col in zip(table.column_names, table.columns, strict=True):

@@ -35,9 +35,7 @@ _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 class UnsafeFile(OSError):
     """A file refused or unreadable: `reason` is one line, without the path."""
 
-    def __init__(
-        self, path: str | os.PathLike[str], reason: str, err: int | None = None
-    ) -> None:
+    def __init__(self, path: str | os.PathLike[str], reason: str, err: int | None = None) -> None:
         super().__init__(f"{os.fspath(path)}: {reason}")
         self.path = os.fspath(path)
         self.reason = reason
