@@ -3,26 +3,113 @@
 The JSON form is a contract (DESIGN.md "tunetop check --json"): scripts and CI parse it.
 Exit codes: 0 when no finding is at or above --fail-on, 1 when one is, 2 when PATH itself
 cannot be read (files that cannot be read go to `errors` and do not change the exit code).
+
+Never a traceback, never a hang (issue 14): files under PATH are untrusted input. A run.json
+value is checked for its shape before diagnosis uses it (`validate_run_json`), a failure while
+reading or diagnosing one run or study costs only that one (an `errors` entry naming the
+exception in one line; every other run still reported), and an internal error of check itself
+exits 2, never 1 (1 means a finding at --fail-on). Every string printed goes through the
+sanitiser (tui/sanitize.py): control characters, C1 included, and the lone surrogates of file
+names that are not UTF-8 are shown as escapes, so any output encoding can write them.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from tui.config import load_config
+from tui.config import CONFIG_NAME, Config, load_config
 from tui.diagnose.findings import Finding, jsonable, severity_rank
 from tui.logs.model import Run, Study
+from tui.logs.safe_io import UnsafeFile, load_toml
 from tui.logs.workspace import Workspace
-from tui.sanitize import clean
+from tui.sanitize import clean, json_safe
 
 
 def inert(value: object) -> str:
     return clean(value, limit=100_000)
+
+
+def describe(exc: BaseException) -> str:
+    """An exception as one inert line: its type and message."""
+    return clean(f"{type(exc).__name__}: {exc}", limit=300)
+
+
+# run.json values the diagnosis and the planners read, and the shape each must have; a value of
+# another shape is dropped (with an error entry) before anything uses it
+_STEP_KEYS = ("total_steps", "max_train_steps", "max_steps", "num_train_steps")
+_DICT_KEYS = ("remedy", "spec", "hparams")
+_SPEC_DICT_KEYS = ("optimizer", "schedule", "study", "model", "data")
+_MAX_STEPS = float(2**62)
+
+
+def _step_count_ok(value: object) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and 0 <= value < _MAX_STEPS
+    )
+
+
+def _shape_problems(data: dict[str, Any], where: str) -> list[str]:
+    """Drop from `data` (in place) the values of the wrong shape; say which."""
+    problems: list[str] = []
+    for key in _STEP_KEYS:
+        if data.get(key) is not None and not _step_count_ok(data[key]):
+            problems.append(f"{where}{key} = {clean(repr(data.pop(key)), 40)} is no step count")
+    for key in _DICT_KEYS:  # null is "not there", as the readers of these values take it
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            problems.append(f"{where}{key} = {clean(repr(data.pop(key)), 40)} is no table")
+    if data.get("status") is not None and not isinstance(data["status"], str):
+        problems.append(f"{where}status = {clean(repr(data.pop('status')), 40)} is no word")
+    return problems
+
+
+def validate_run_json(run: Run) -> list[str]:
+    """Make a run's run.json (and the hyperparameters read from it) safe to diagnose: values of
+    the wrong shape are dropped, each named in one line. The run is still read and shown."""
+    problems: list[str] = []
+    data = run.run_json
+    if data is not None and not isinstance(data, dict):
+        run.run_json, data = None, None
+        problems.append("run.json is no JSON object: ignored")
+    if data is not None:
+        problems += _shape_problems(data, "")
+        spec = data.get("spec")
+        if isinstance(spec, dict):
+            for key in _SPEC_DICT_KEYS:
+                if spec.get(key) is not None and not isinstance(spec[key], dict):
+                    bad = clean(repr(spec.pop(key)), 40)
+                    problems.append(f"spec.{key} = {bad} is no table")
+            problems += _shape_problems(spec, "spec.")
+        remedy = data.get("remedy")
+        if isinstance(remedy, dict) and not isinstance(remedy.get("kind") or "", str):
+            problems.append(f"remedy.kind = {clean(repr(remedy.pop('kind')), 40)} is no word")
+    if isinstance(run.hparams, Mapping):
+        for key in _STEP_KEYS:
+            value = run.hparams.get(key)
+            if value is not None and not _step_count_ok(value):
+                bad = clean(repr(run.hparams.pop(key)), 40)
+                problems.append(f"hyperparameter {key} = {bad} is no step count")
+    return [f"{p}: ignored" for p in problems]
+
+
+class _GuardedWorkspace(Workspace):
+    """A Workspace where one run folder that fails to load costs only itself (a parser
+    crash on a planted file becomes that folder's error entry)."""
+
+    def _add_layout(self, root_index: int, layout: Any, changes: Any) -> None:  # type: ignore[override]
+        try:
+            super()._add_layout(root_index, layout, changes)
+        except Exception as exc:  # untrusted input must not end the check
+            self._error(str(layout.folder), f"not read: {describe(exc)}", changes)
 
 
 @dataclass
@@ -53,21 +140,39 @@ class CheckReport:
         return out
 
 
-def analyse(ws: Workspace) -> tuple[list[RunReport], list[StudyReport]]:
-    """Diagnose every run and study of a workspace (R1-R24 as tui.diagnose implements them)."""
+def analyse(
+    ws: Workspace, errors: list[tuple[str, str]] | None = None
+) -> tuple[list[RunReport], list[StudyReport]]:
+    """Diagnose every run and study of a workspace (R1-R24 as tui.diagnose implements them).
+    A run or study whose diagnosis fails gets no findings and an entry in `errors` (when
+    given; else the failure is raised)."""
     from tui.diagnose.bestpoint import best_point
     from tui.diagnose.run_checks import diagnose_run
     from tui.diagnose.study import adjust_run_findings, diagnose_study
 
+    def failed(where: Path, what: str, exc: Exception) -> None:
+        if errors is None:
+            raise exc
+        errors.append((str(where), f"{what} failed: {describe(exc)}"))
+
     reports = {rid: RunReport(run) for rid, run in sorted(ws.runs.items())}
     for rep in reports.values():
-        rep.findings = diagnose_run(rep.run)
-        rep.best = best_point(rep.run)
+        try:
+            rep.findings = diagnose_run(rep.run)
+            rep.best = best_point(rep.run)
+        except Exception as exc:
+            rep.findings, rep.best = [], None
+            failed(rep.run.path, "diagnosis", exc)
     studies: list[StudyReport] = []
     for _sid, study in sorted(ws.studies.items()):
-        run_findings = {r.id: reports[r.id].findings for r in study.runs}
-        verdict = diagnose_study(study)
-        adjusted = adjust_run_findings(study, verdict, run_findings)
+        try:
+            run_findings = {r.id: reports[r.id].findings for r in study.runs}
+            verdict = diagnose_study(study)
+            adjusted = adjust_run_findings(study, verdict, run_findings)
+        except Exception as exc:
+            failed(study.path, "study diagnosis", exc)
+            studies.append(StudyReport(study))
+            continue
         for rid, findings in adjusted.items():
             reports[rid].findings = findings
         studies.append(
@@ -76,17 +181,49 @@ def analyse(ws: Workspace) -> tuple[list[RunReport], list[StudyReport]]:
     return list(reports.values()), studies
 
 
+def _load_config(root: Path, errors: list[tuple[str, str]]) -> Config:
+    """The config for PATH. The root's tunetop.toml is untrusted like any file under PATH: it
+    is opened the safe way first (a FIFO, a symlink, a 10,000-deep table or a huge file is
+    reported and the user's own config used alone), so loading it cannot hang or crash."""
+    folder = root if root.is_dir() else root.parent
+    local = folder / CONFIG_NAME
+    use_root = True
+    if os.path.lexists(local):
+        try:
+            load_toml(local)
+        except UnsafeFile as exc:
+            errors.append((str(local), exc.reason))
+            use_root = False
+    try:
+        cfg = load_config(folder if use_root else None)
+    except Exception as exc:
+        errors.append((str(local), f"config not read: {describe(exc)}"))
+        return Config()
+    errors.extend((str(folder), p) for p in getattr(cfg, "problems", ()))
+    return cfg
+
+
 def run_check(path: str) -> CheckReport:
     root = Path(path)
-    ws = Workspace([root], load_config(root if root.is_dir() else root.parent))
-    ws.refresh()
-    runs, studies = analyse(ws)
-    ws.close()
-    return CheckReport(path, runs, studies, list(ws.errors))
+    errors: list[tuple[str, str]] = []
+    ws = _GuardedWorkspace([root], _load_config(root, errors))
+    try:
+        ws.refresh()  # each reader reads its file to the end, in bounded windows
+    finally:
+        ws.close()
+    for run in ws.runs.values():
+        for problem in validate_run_json(run):
+            errors.append((str(run.path / "run.json"), problem))
+    runs, studies = analyse(ws, errors)
+    return CheckReport(path, runs, studies, [*ws.errors, *errors])
 
 
 def run_json(rep: RunReport) -> dict[str, Any]:
     run = rep.run
+    try:
+        total_steps: int | None = run.total_steps
+    except (ArithmeticError, TypeError, ValueError):
+        total_steps = None
     metrics: dict[str, Any] = {}
     for name in run.store.names():
         s = run.store.series(name)
@@ -101,13 +238,33 @@ def run_json(rep: RunReport) -> dict[str, Any]:
         "format": run.format,
         "metrics": metrics,
         "hparams": {k: jsonable(v) for k, v in run.hparams.items()},
-        "total_steps": run.total_steps,
+        "total_steps": total_steps,
         "max_step": run.max_step,
         "best": rep.best,
         "findings": [f.to_json() for f in rep.findings],
         # where the step went back (a restarted run): later points superseded earlier ones
         "restarts": [{"step": r.step, "previous_max": r.previous_max} for r in run.store.restarts],
     }
+
+
+def _run_json_or_stub(rep: RunReport) -> dict[str, Any]:
+    """run_json, or the run's id with empty fields where building it failed (the failure is
+    in the report's errors: the diagnosis of that run failed the same way)."""
+    try:
+        return run_json(rep)
+    except Exception as exc:
+        return {
+            "id": rep.run.id,
+            "format": rep.run.format,
+            "metrics": {},
+            "hparams": {},
+            "total_steps": None,
+            "max_step": None,
+            "best": None,
+            "findings": [],
+            "restarts": [],
+            "error": describe(exc),
+        }
 
 
 def study_json(rep: StudyReport) -> dict[str, Any]:
@@ -125,12 +282,16 @@ def study_json(rep: StudyReport) -> dict[str, Any]:
 
 
 def report_json(report: CheckReport) -> dict[str, Any]:
-    return {
-        "root": report.root,
-        "runs": [run_json(r) for r in report.runs],
-        "studies": [study_json(s) for s in report.studies],
-        "errors": [{"path": p, "message": m} for p, m in report.errors],
-    }
+    """The JSON object, every string valid UTF-8 (lone surrogates of file names that are not
+    UTF-8 shown as `\\xNN`)."""
+    return json_safe(
+        {
+            "root": report.root,
+            "runs": [run_json(r) for r in report.runs],
+            "studies": [study_json(s) for s in report.studies],
+            "errors": [{"path": p, "message": m} for p, m in report.errors],
+        }
+    )
 
 
 def print_text(report: CheckReport, out: TextIO) -> None:
@@ -147,11 +308,11 @@ def print_text(report: CheckReport, out: TextIO) -> None:
         best = ""
         if rep.best:
             best = (
-                f"  best {rep.best['metric']} {rep.best['value']:.4g} at step "
+                f"  best {inert(rep.best['metric'])} {rep.best['value']:.4g} at step "
                 f"{rep.best['step']} ({rep.best['fraction']:.0%})"
             )
         w(
-            f"\n{inert(run.id)}  [{run.format}]  steps to {run.max_step}/{run.total_steps}"
+            f"\n{inert(run.id)}  [{inert(run.format)}]  steps to {run.max_step}/{run.total_steps}"
             f"{best}\n    {counts}\n"
         )
         for r in run.store.restarts:
@@ -177,22 +338,40 @@ def print_text(report: CheckReport, out: TextIO) -> None:
 
 
 def main(path: str, as_json: bool, fail_on: str, out: TextIO = sys.stdout) -> int:
+    try:
+        return _main(path, as_json, fail_on, out)
+    except BrokenPipeError:
+        # `| head` closed the pipe: the reader has what it wanted; no traceback at exit
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, out.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        return 0
+    except Exception as exc:  # 2, never 1: 1 means a finding at --fail-on
+        print(f"tunetop check: internal error: {describe(exc)}", file=sys.stderr)
+        return 2
+
+
+def _main(path: str, as_json: bool, fail_on: str, out: TextIO) -> int:
     root = Path(path)
+    shown = inert(path)
     if not root.exists():
-        print(f"tunetop check: {path}: no such file or folder", file=sys.stderr)
+        print(f"tunetop check: {shown}: no such file or folder", file=sys.stderr)
         return 2
     if not os.access(root, os.R_OK) or (root.is_dir() and not os.access(root, os.X_OK)):
-        print(f"tunetop check: {path}: permission denied", file=sys.stderr)
+        print(f"tunetop check: {shown}: permission denied", file=sys.stderr)
         return 2
     try:
         if root.is_dir():
             os.listdir(root)
     except OSError as exc:
-        print(f"tunetop check: {path}: {exc.strerror}", file=sys.stderr)
+        print(f"tunetop check: {shown}: {inert(exc.strerror)}", file=sys.stderr)
         return 2
     report = run_check(path)
     if as_json:
-        json.dump(report_json(report), out, indent=1, allow_nan=False)
+        # ensure_ascii: the text is ASCII whatever stdout's encoding; json_safe: valid UTF-8
+        json.dump(report_json(report), out, indent=1, allow_nan=False, ensure_ascii=True)
         out.write("\n")
     else:
         print_text(report, out)

@@ -87,8 +87,23 @@ def _plan_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _unbreakable_output() -> None:
+    """stdout and stderr never raise on a character their encoding lacks (LC_ALL=C, an ASCII
+    PYTHONIOENCODING): it is written as an escape instead. Strings from files are sanitised
+    before they get here (tui/sanitize.py: no lone surrogates, no control characters), so on a
+    UTF-8 stream this changes nothing; elsewhere a name such as "café" cannot crash a command."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            try:
+                reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):
+                pass
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    _unbreakable_output()
     if args and args[0] in SUBCOMMANDS:
         cmd, rest = args[0], args[1:]
         if cmd == "check":

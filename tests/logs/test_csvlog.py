@@ -329,3 +329,30 @@ def test_split_at_random_byte_boundaries(
     c.read()
     assert c.errors == [] and c.resets == 0
     assert c.rows == expected_csv(text)
+
+
+def test_zeros_before_the_header_then_rows(tmp_path: Path) -> None:
+    """A CSV whose first bytes are zeros (a sparse start): the header after them is found,
+    the rows read, and the next read neither restarts nor re-reads (issue 14)."""
+    path = tmp_path / "log.csv"
+    write(path, b"\x00" * 8192 + b"step,loss\n0,1.0\n1,2.0\n", "wb")
+    reader = CsvReader(path)
+    res = reader.read()
+    assert res.batch.steps.tolist() == [0, 1] and not res.reset
+    assert len(res.errors) == 1 and "8192 NUL" in res.errors[0]
+    write(path, "2,3.0\n")
+    res = reader.read()
+    assert res.batch.steps.tolist() == [2] and not res.reset and not res.errors
+
+
+def test_csv_swapped_for_a_fifo_is_an_error_not_a_hang(tmp_path: Path) -> None:
+    import os
+
+    path = tmp_path / "log.csv"
+    write(path, "step,loss\n0,1.0\n", "wb")
+    reader = CsvReader(path)
+    assert len(reader.read().batch) == 1
+    path.unlink()
+    os.mkfifo(path)  # the header check and the tail both open it: neither may block
+    res = reader.read()
+    assert len(res.batch) == 0 and len(res.errors) == 1 and "FIFO" in res.errors[0]

@@ -314,3 +314,99 @@ def test_split_at_random_byte_boundaries(
     assert c.rows == expected(records)
     # and the same as one read of the whole file
     assert rows_of(JsonlReader(path).read().batch) == c.rows
+
+
+# -- hostile input (issue 14) -------------------------------------------------------------------
+def test_deeply_nested_line_is_one_skipped_line(tmp_path: Path) -> None:
+    path = tmp_path / "m.jsonl"
+    deep = "[" * 100_000 + "]" * 100_000
+    write(path, '{"step": 0, "loss": 1}\n' + deep + "\n" + '{"step": 1, "loss": 2}\n')
+    res = JsonlReader(path).read()
+    assert res.batch.steps.tolist() == [0, 1]
+    assert len(res.errors) == 1 and "byte 23" in res.errors[0]
+
+
+def test_sparse_file_then_real_lines(tmp_path: Path) -> None:
+    """`truncate -s` (64 MiB here; the 5 GB case is in the slow tests) then a few real lines:
+    the lines are read, the zeros are one error entry."""
+    path = tmp_path / "m.jsonl"
+    with open(path, "wb") as fh:
+        fh.truncate(64 << 20)
+    write(path, '{"step": 7, "loss": 1}\n{"step": 8, "loss": 2}\n')
+    res = JsonlReader(path).read()
+    assert res.batch.steps.tolist() == [7, 8]
+    assert len(res.errors) == 1 and f"{64 << 20} NUL bytes" in res.errors[0]
+
+
+def test_a_read_spans_many_windows(tmp_path: Path, monkeypatch) -> None:
+    import tui.logs.tail as tail
+
+    monkeypatch.setattr(tail, "WINDOW", 4096)
+    monkeypatch.setattr(tail.FileTail.lines, "__defaults__", (4096,))
+    path = tmp_path / "m.jsonl"
+    write(path, "".join(json.dumps({"step": s, "loss": 1.0 / (s + 1)}) + "\n" for s in range(5000)))
+    res = JsonlReader(path).read()
+    assert res.batch.steps.tolist() == list(range(5000)) and not res.errors
+
+
+def test_truncated_and_rewritten_file_leaves_no_stale_point(tmp_path: Path) -> None:
+    """A diverged run's metrics.jsonl truncated and written again by a healthy rerun: the live
+    store shows the rerun only, not the old NaNs past its last step (issue 14, item 10)."""
+    from tui.logs.workspace import Workspace
+
+    run = tmp_path / "r"
+    run.mkdir()
+    path = run / "metrics.jsonl"
+    write(path, "".join(f'{{"step": {s}, "loss": NaN}}\n' for s in range(100)))
+    ws = Workspace([tmp_path])
+    ws.refresh()
+    assert len(ws.runs["r"].store.series("loss")) == 100
+    os.truncate(path, 0)
+    write(path, "".join(f'{{"step": {s}, "loss": 1.0}}\n' for s in range(30)))
+    ws.poll()
+    loss = ws.runs["r"].store.series("loss")
+    assert loss.steps.tolist() == list(range(30)) and not np.isnan(loss.values).any()
+    ws.close()
+
+
+def test_the_restart_rule_is_the_same_in_every_format(tmp_path: Path) -> None:
+    """The same restarted run (steps 0..99, then 60..119 again) logged as JSONL, CSV and by
+    torch's SummaryWriter: the three stores hold the same points and the same restart."""
+    import pytest
+
+    pytest.importorskip("torch")
+    from torch.utils.tensorboard import SummaryWriter
+
+    from tui.logs.csvlog import CsvReader
+    from tui.logs.store import RunStore
+    from tui.logs.tfevents import TfEventsReader
+
+    seq = [(s, float(s)) for s in range(100)] + [(s, 1000.0 + s) for s in range(60, 120)]
+    j = tmp_path / "m.jsonl"
+    write(j, "".join(json.dumps({"step": s, "loss": v}) + "\n" for s, v in seq))
+    c = tmp_path / "m.csv"
+    write(c, "step,loss\n" + "".join(f"{s},{v}\n" for s, v in seq))
+    tb = tmp_path / "tb"
+    w = SummaryWriter(str(tb))
+    for s, v in seq:
+        w.add_scalar("loss", v, s)
+    w.close()
+    (e,) = list(tb.glob("events.out.tfevents.*"))
+    got = []
+    for reader in (JsonlReader(j), CsvReader(c), TfEventsReader(e)):
+        store = RunStore()
+        store.append(reader.read().batch, "f")
+        s = store.series("loss")
+        got.append(
+            (
+                s.steps.tolist(),
+                s.values.tolist(),
+                [(r.step, r.previous_max) for r in store.restarts],
+            )
+        )
+    want = (
+        list(range(120)),
+        [float(s) for s in range(60)] + [1000.0 + s for s in range(60, 120)],
+        [(60, 99)],
+    )
+    assert got == [want, want, want]

@@ -147,3 +147,107 @@ def test_last_step_follows_a_restart_that_went_back() -> None:
     assert store.last_step == 99
     store.append(rows(*[(s, 0.0, {"loss": 1.0}) for s in range(50, 60)]), "f")
     assert store.last_step == 59
+
+
+# -- the restart rule (issue 14): one rule, superseded rows dropped, resets ---------------------
+
+
+def naive_survivors(steps: list[int]) -> list[int]:
+    """The rule applied row by row, as a person states it: a step below the row before it
+    removes every earlier row at the same or a later step. Returns the surviving indices."""
+    kept: list[int] = []
+    for i, s in enumerate(steps):
+        if i and s < steps[i - 1]:
+            kept = [j for j in kept if steps[j] < s]
+        kept.append(i)
+    return kept
+
+
+def test_supersede_matches_the_rule_row_by_row() -> None:
+    from tui.logs.batch import supersede
+
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        n = int(rng.integers(1, 60))
+        steps = rng.integers(0, 20, n).astype(np.int64)
+        sup = supersede(steps)
+        kept = np.flatnonzero(sup.keep) if sup.keep is not None else np.arange(n)
+        assert kept.tolist() == naive_survivors(steps.tolist()), steps.tolist()
+
+
+def test_store_equals_the_rule_however_rows_are_batched() -> None:
+    """Appending a sequence in random batches, or in one batch after the reader dropped what
+    it could (drop_superseded), leaves exactly the rows the rule keeps, in step order."""
+    from tui.logs.batch import drop_superseded
+
+    rng = np.random.default_rng(3)
+    for _ in range(100):
+        n = int(rng.integers(1, 80))
+        steps = rng.integers(0, 30, n).astype(np.int64)
+        values = np.arange(n, dtype=np.float64)
+        want = naive_survivors(steps.tolist())
+        store = RunStore()
+        a = 0
+        while a < n:
+            b = min(n, a + int(rng.integers(1, 10)))
+            store.append(ColumnBatch(steps[a:b], values[a:b], {"loss": Column(values[a:b])}))
+            a = b
+        s = store.series("loss")
+        assert s.values.tolist() == [float(i) for i in want]
+        assert s.steps.tolist() == sorted(s.steps.tolist())
+        whole = drop_superseded(ColumnBatch(steps, values, {"loss": Column(values)}))
+        other = RunStore()
+        other.append(whole)
+        assert other.series("loss").values.tolist() == [float(i) for i in want]
+
+
+def test_superseded_rows_are_dropped_not_kept() -> None:
+    """A file that repeats steps 0..999 a hundred times (a restart inside one file) costs the
+    memory of one pass."""
+    store = RunStore()
+    one = np.arange(1000, dtype=np.int64)
+    for k in range(100):
+        store.append(ColumnBatch(one, one.astype(float), {"loss": Column(np.full(1000, k))}), "f")
+    loss = store.series("loss")
+    assert loss.steps.tolist() == list(range(1000)) and set(loss.values.tolist()) == {99.0}
+    assert store.nbytes < 4 * 1000 * (8 + 8 + 4)  # one pass, with growth headroom
+    assert [(r.step, r.previous_max) for r in store.restarts] == [(0, 999)]  # marked once
+
+
+def test_restart_marks_are_capped() -> None:
+    from tui.logs.batch import MAX_MARKS
+
+    store = RunStore()
+    steps = np.array([5, 4] * 5000, np.int64)  # a restart on every other row
+    store.append(ColumnBatch(steps, np.zeros(10_000), {"loss": Column(np.ones(10_000))}), "f")
+    assert len(store.restarts) <= MAX_MARKS
+    assert store.series("loss").steps.tolist() == [4]
+
+
+def test_a_view_handed_out_before_a_restart_never_changes() -> None:
+    store = RunStore()
+    store.append(rows(*[(s, 0.0, {"loss": float(s)}) for s in range(10)]), "f")
+    before = store.series("loss")
+    snapshot = before.values.copy()
+    store.append(rows(*[(s, 0.0, {"loss": 100.0 + s}) for s in range(3, 20)]), "f")
+    assert before.values.tolist() == snapshot.tolist()  # readers on other threads hold views
+    assert store.series("loss").values.tolist()[:4] == [0, 1, 2, 103]
+
+
+def test_reset_drops_every_point_of_that_source_first() -> None:
+    """A file truncated and written again by a healthy rerun: none of the old (diverged) points
+    survive, not even those past the new last step; other sources are untouched."""
+    store = RunStore()
+    store.append(rows(*[(s, 0.0, {"loss": float("nan")}) for s in range(100)]), "a")
+    store.append(rows(*[(s, 0.0, {"val_loss": 1.0}) for s in range(0, 100, 10)]), "b")
+    fresh = rows(*[(s, 0.0, {"loss": 1.0}) for s in range(20)])
+    fresh.reset = True
+    store.append(fresh, "a")
+    loss = store.series("loss")
+    assert loss.steps.tolist() == list(range(20)) and not np.isnan(loss.values).any()
+    assert len(store.series("val_loss")) == 10
+    assert store.last_step == 90
+    empty = ColumnBatch.empty()
+    empty.reset = True  # truncated to nothing: the points go now, not when new ones come
+    store.append(empty, "a")
+    assert len(store.series("loss")) == 0

@@ -835,3 +835,93 @@ def test_damage_costs_only_the_damaged_records(
     assert kept <= got <= everything
     if got != everything:
         assert res.errors
+
+
+# -- hostile sizes and restarts (issue 14) -----------------------------------------------------
+def test_length_field_of_2_60_allocates_nothing(tmp_path: Path) -> None:
+    """A header declaring 2**60 bytes, with a valid length CRC (CRCs are no secret), is refused
+    before anything is allocated; the records after it are read."""
+    path = tmp_path / "events.out.tfevents.1.h"
+    steps_file(path, 5)
+    head = struct.pack("<Q", 1 << 60)
+    append_raw(path, head + struct.pack("<I", tr.masked_crc(head)) + b"\x09" * 64)
+    write(path, [scalar_event("loss", 0.5, 5)], "ab")
+    tracemalloc.start()
+    try:
+        res, got = read_all(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert [s for s, _ in got["loss"]] == list(range(6))
+    assert any("exceeds 256 MiB" in e for e in res.errors)
+    assert peak < 64 << 20, f"peak {peak / 2**20:.0f} MiB"
+
+
+def test_record_over_the_decode_limit_is_checked_in_pieces_and_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A well-formed record longer than MAX_DECODE (lowered to 1 MiB here) is never read whole:
+    its CRC is checked in pieces, it is skipped with an error, later records are read; a
+    corrupt one says so."""
+    import tui.logs.tfevents as tfe
+
+    monkeypatch.setattr(tfe, "MAX_DECODE", 1 << 20)
+    monkeypatch.setattr(tfe, "_STREAM", 64 * 1024)
+    path = tmp_path / "events.out.tfevents.1.h"
+    steps_file(path, 3)
+    big = event_pb2.Event(wall_time=1.7e9, step=3)
+    big.summary.value.add(tag="img", simple_value=1.0)
+    blob = big.SerializeToString() + b"\x00" * (3 << 20)  # padding: a 3 MiB record
+    write(path, [blob], "ab")
+    bad = bytearray(tr.frame_record(blob))
+    bad[-1] ^= 0xFF  # a data CRC that does not match
+    append_raw(path, bytes(bad))
+    write(path, [scalar_event("loss", 0.25, 4)], "ab")
+    reader = TfEventsReader(path, chunk_size=64 * 1024)
+    tracemalloc.start()
+    try:
+        res = reader.read()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    got = points(res.batch)
+    assert [s for s, _ in got["loss"]] == [0, 1, 2, 4]
+    skipped = [e for e in res.errors if "skipped" in e]
+    assert len(skipped) == 2 and "over the 1 MiB" in skipped[0] and "crc" in skipped[1]
+    assert peak < 3 << 20, f"peak {peak / 2**20:.1f} MiB"  # the 3 MiB record never whole
+
+
+def test_file_rewritten_over_the_same_steps_keeps_only_the_last_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """torch's SummaryWriter logging steps 0..199 five times into one file (a run restarted
+    inside its file): the read keeps the rows of the last pass (the same rule as the store's),
+    and drops the others while it reads (compaction threshold lowered here)."""
+    pytest.importorskip("torch")
+    from torch.utils.tensorboard import SummaryWriter
+
+    import tui.logs.batch as batch_mod
+
+    monkeypatch.setattr(batch_mod.BatchAccumulator.__init__, "__defaults__", (300,))
+    w = SummaryWriter(str(tmp_path))
+    for rep in range(5):
+        for s in range(200):
+            w.add_scalar("loss", float(rep * 1000 + s), s)
+    w.close()
+    (path,) = event_files(tmp_path)
+    res, got = read_all(path)
+    assert [s for s, _ in got["loss"]] == list(range(200))
+    assert [v for _, v in got["loss"]] == [4000.0 + s for s in range(200)]
+    assert len(res.batch) == 200  # superseded rows dropped within the read
+    assert res.batch.restarts == [(0, 199)]
+
+
+def test_reset_is_on_the_batch(tmp_path: Path) -> None:
+    path = tmp_path / "events.out.tfevents.1.h"
+    steps_file(path, 10)
+    reader = TfEventsReader(path)
+    assert not reader.read().batch.reset
+    os.truncate(path, 0)
+    steps_file(path, 3)
+    res = reader.read()
+    assert res.reset and res.batch.reset and len(res.batch) == 3

@@ -15,6 +15,11 @@ Damage: a row with the wrong number of fields is skipped by Arrow's invalid-row 
 non-numeric cell in a numeric column (garbage, bad UTF-8, a half-written row) skips its row.
 Each is an error entry (rate-limited), and every good row is kept. A column that holds no
 numbers at all (a `phase` or `run_name` column) is simply not a metric.
+
+Bounded (issue 14): a read takes the file in windows of complete lines (FileTail.lines, NUL
+bytes dropped as read, a line past MAX_LINE skipped unbuffered), parses each and keeps only its
+columns (BatchAccumulator drops superseded rows as they pile up). The header check reads the
+file's start through safe_io: a FIFO or a symlink under the name is an error, never a hang.
 """
 
 from __future__ import annotations
@@ -29,8 +34,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
+from tui.logs.batch import BatchAccumulator, ColumnBatch
 from tui.logs.reader import ReadResult
-from tui.logs.tail import FileTail
+from tui.logs.safe_io import UnsafeFile, open_regular
+from tui.logs.tail import FileTail, TailRead
 from tui.logs.values import (
     TIME_KEYS,
     ErrorLog,
@@ -42,6 +49,7 @@ from tui.logs.values import (
 
 _ARROW_BLOCK = 4 << 20  # Arrow's unit of parallel work
 _MAX_HEADER = 1 << 20  # a "header" longer than this is no CSV header
+_MAX_HEADER_END = 2 << 20  # a header further into the file (after zeros) is not re-checked
 
 
 class CsvReader:
@@ -70,61 +78,111 @@ class CsvReader:
         self._steps = StepFiller()
         self.header: list[str] | None = None  # column names, once the header line is complete
         self._header_raw: bytes | None = None  # the header line's bytes, newline included
+        self._header_end = 0  # the file offset past the header line (NULs before it counted)
         self._numeric: set[str] = set()  # columns that held numbers: later text in them is damage
 
-    def _header_unchanged(self) -> bool:
-        """The file still starts with the header we read (True when it cannot be told: a
-        vanished file is FileTail's to report)."""
-        if self._header_raw is None:
-            return True
+    def _file_start(self, size: int) -> bytes | None:
+        """The file's first `size` bytes as they are now (None when it cannot be read: a
+        vanished or refused file is FileTail's to report)."""
         try:
-            with open(self.path, "rb") as fh:
-                head = fh.read(len(self._header_raw))
+            fd, _ = open_regular(self.path)
+        except UnsafeFile:
+            return None
+        try:
+            return os.pread(fd, size, 0)
         except OSError:
+            return None
+        finally:
+            os.close(fd)
+
+    def _header_unchanged(self) -> bool:
+        """The file still starts with the header we read (True when it cannot be told)."""
+        if self._header_raw is None or not self._header_end:
+            return True
+        head = self._file_start(self._header_end)
+        if head is None:
             return True
         # a file cut shorter than its header is a truncation FileTail also sees; a rewrite in
         # progress may show part of the new header: either way the start is no longer ours
-        return head == self._header_raw
+        return head.replace(b"\0", b"") == self._header_raw
+
+    def _locate_header(self, window_start: int, got: TailRead, nl: int) -> None:
+        """Where the header line ends in the file. Exact when nothing was taken out of the
+        window; after NULs, found by reading the file's start again (bounded)."""
+        assert self._header_raw is not None
+        if not got.nul and not got.skipped:
+            self._header_end = window_start + nl + 1
+            return
+        head = self._file_start(_MAX_HEADER_END)
+        self._header_end = 0
+        if head is None:
+            return
+        kept = 0
+        want = len(self._header_raw)
+        for i, byte in enumerate(head):  # short: a header line and the zeros before it
+            if byte:
+                kept += 1
+                if kept == want:
+                    self._header_end = i + 1
+                    return
 
     def read(self) -> ReadResult:
         errors = ErrorLog(self.path, self.max_errors)
+        acc = BatchAccumulator()
         reset = False
-        data = b""
+        skipped = nul = 0
         for _ in range(3):  # a rewrite racing the read: start over, a bounded number of times
             if not self._header_unchanged():
                 self._restart()
-                reset = True
-            got = self._tail.lines()
-            if got.reset:  # FileTail already restarted from the file's start
-                self._forget()
-                reset = True
-            if got.missing:
-                if not self.missing:
-                    errors.add(got.error or "cannot be read")
-                self.missing = True
-                return ReadResult(errors=errors.result(), reset=reset)
-            self.missing = False
-            if got.skipped:
-                errors.add(f"over-long line ({got.skipped} bytes) skipped")
-            data = got.data
-            if data and not self._header_unchanged():
-                # rewritten while we read: what we got may mix the old and the new file
-                self._restart()
-                reset = True
-                continue
-            break
-        else:
-            return ReadResult(errors=errors.result(), reset=reset)
+                acc, reset = BatchAccumulator(), True
+            raced = False
+            while True:
+                window_start = self._tail.offset
+                got = self._tail.lines()
+                if got.reset:  # FileTail already restarted from the file's start
+                    self._forget()
+                    acc, reset = BatchAccumulator(), True
+                    window_start = 0
+                if got.missing:
+                    if not self.missing:
+                        errors.add(got.error or "cannot be read")
+                    self.missing = True
+                    return ReadResult(acc.result(), errors.result(), reset)
+                self.missing = False
+                skipped += got.skipped
+                nul += got.nul
+                if got.data and not self._header_unchanged():
+                    # rewritten while we read: what we got may mix the old and the new file
+                    self._restart()
+                    acc, reset, raced = BatchAccumulator(), True, True
+                    break
+                if got.data:
+                    acc.add(self._window(got, window_start, errors))
+                if not got.more:
+                    break
+            if not raced:
+                break
+        if skipped:
+            errors.add(f"over-long line ({skipped} bytes) skipped")
+        if nul:
+            errors.add(f"{nul} NUL bytes skipped")
+        batch = acc.result()
+        batch.reset = reset
+        return ReadResult(batch, errors.result(), reset)
 
+    def _window(self, got: TailRead, window_start: int, errors: ErrorLog) -> ColumnBatch:
+        """The rows of one window of complete lines (the header taken from the first)."""
+        data = got.data
         start = 0
         if self._header_raw is None:
             start = self._take_header(data, errors)
+            if self._header_raw is not None:
+                self._locate_header(window_start, got, start - 1)
         if start >= len(data) or self.header is None:
-            return ReadResult(errors=errors.result(), reset=reset)
+            return ColumnBatch.empty()
         # a zero-copy view past the header: slicing bytes would copy the whole read
         columns, times, n = self._parse(memoryview(data)[start:], errors)
-        batch = build_batch(columns, n, self._steps, time_columns=times)
-        return ReadResult(batch, errors.result(), reset)
+        return build_batch(columns, n, self._steps, time_columns=times)
 
     def _take_header(self, data: bytes, errors: ErrorLog) -> int:
         """Take the first non-blank line of data as the header; return where the rows start."""
@@ -261,6 +319,8 @@ def _arrow_table(data: bytes | memoryview, names: list[str], errors: ErrorLog) -
             ),
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OSError):
+        return None
+    except MemoryError:  # too much at once for Arrow: row by row
         return None
     for message in invalid:
         errors.add(message)

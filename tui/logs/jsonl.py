@@ -14,8 +14,14 @@ parser rejects are dealt with around it:
   by line (orjson, then json for what orjson refuses, e.g. integers beyond 64 bits); each bad
   line is one error entry (rate-limited) and every good line is kept.
 
-NUL bytes (zero-filled blocks seen on NFS) are removed before parsing, with one error entry, so
-that a record written after a NUL block is kept.
+NUL bytes (zero-filled blocks seen on NFS, a sparse file) are removed before parsing (FileTail
+drops them as it reads), with one error entry, so that a record written after a NUL block is
+kept.
+
+Bounded (issue 14): a read takes the file in windows of complete lines (FileTail.lines), parses
+each and keeps only its columns, superseded rows dropped as they pile up (BatchAccumulator):
+a 5 GB append never lands in memory at once, a 1 GB line is skipped without being buffered.
+A line nested too deeply for the parsers is one skipped line, like any other bad line.
 """
 
 from __future__ import annotations
@@ -30,8 +36,9 @@ import orjson
 import pyarrow as pa
 import pyarrow.json as pj
 
+from tui.logs.batch import BatchAccumulator, ColumnBatch
 from tui.logs.reader import ReadResult
-from tui.logs.tail import FileTail
+from tui.logs.tail import FileTail, TailRead
 from tui.logs.values import (
     TIME_KEYS,
     ErrorLog,
@@ -74,24 +81,45 @@ class JsonlReader:
 
     def read(self) -> ReadResult:
         errors = ErrorLog(self.path, self.max_errors)
-        got = self._tail.lines()
-        if got.reset:
-            self._steps = StepFiller()
-        if got.missing:
-            if not self.missing:
-                errors.add(got.error or "cannot be read")
-            self.missing = True
-            return ReadResult(errors=errors.result(), reset=got.reset)
-        self.missing = False
-        if got.skipped:
-            errors.add(f"over-long line ({got.skipped} bytes) skipped")
+        acc = BatchAccumulator()
+        reset = False
+        skipped = nul = 0
+        nul_at = -1
+        while True:
+            got = self._tail.lines()
+            if got.reset:  # what this call gathered is of the file's old content
+                self._steps = StepFiller()
+                acc = BatchAccumulator()
+                reset = True
+            if got.missing:
+                if not self.missing:
+                    errors.add(got.error or "cannot be read")
+                self.missing = True
+                break
+            self.missing = False
+            skipped += got.skipped
+            if got.nul:
+                nul_at = got.nul_at if nul_at < 0 else nul_at
+                nul += got.nul
+            if got.data:
+                acc.add(self._parse(got, errors))
+            if not got.more:
+                break
+        if skipped:
+            errors.add(f"over-long line ({skipped} bytes) skipped")
+        if nul:
+            errors.add(f"{nul} NUL bytes skipped (from byte {nul_at})")
+        batch = acc.result()
+        batch.reset = reset
+        return ReadResult(batch, errors.result(), reset)
+
+    def _parse(self, got: TailRead, errors: ErrorLog) -> ColumnBatch:
         data = got.data
-        if not data:
-            return ReadResult(errors=errors.result(), reset=got.reset)
-        # byte offsets, not line numbers, name bad lines: counting newlines costs a pass
-        columns, times, n = parse_lines(data, errors, self._tail.offset - len(data))
-        batch = build_batch(columns, n, self._steps, time_columns=times)
-        return ReadResult(batch, errors.result(), got.reset)
+        # byte offsets, not line numbers, name bad lines (counting newlines costs a pass); with
+        # NULs or a long line taken out they would mislead
+        offset = -1 if got.nul or got.skipped else self._tail.offset - len(data)
+        columns, times, n = parse_lines(data, errors, offset)
+        return build_batch(columns, n, self._steps, time_columns=times)
 
 
 def parse_lines(
@@ -160,6 +188,8 @@ def _parse_arrow(data: bytes) -> tuple[dict[str, Values], dict[str, Values], int
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OSError):
         return None
+    except (MemoryError, RecursionError):  # nesting Arrow refuses to build: line by line
+        return None
     columns: dict[str, Values] = {}
     times: dict[str, Values] = {}
     for name, col in zip(table.column_names, table.columns, strict=True):
@@ -194,7 +224,10 @@ def _parse_per_line(
         except orjson.JSONDecodeError:
             try:
                 obj = json.loads(line)  # integers beyond 64 bits and other oddities
-            except (ValueError, RecursionError):
+            except RecursionError:
+                errors.add(f"{where}: nested too deeply to parse: {_snippet(raw)}")
+                continue
+            except (ValueError, MemoryError):
                 errors.add(f"{where}: not valid JSON: {_snippet(raw)}")
                 continue
         if not isinstance(obj, dict):

@@ -35,10 +35,11 @@ _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 class UnsafeFile(OSError):
     """A file refused or unreadable: `reason` is one line, without the path."""
 
-    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+    def __init__(self, path: str | os.PathLike[str], reason: str, err: int | None = None) -> None:
         super().__init__(f"{os.fspath(path)}: {reason}")
         self.path = os.fspath(path)
         self.reason = reason
+        self.errno = err  # the OS error behind it (ENOENT: the file is gone), else None
 
 
 def _kind(mode: int) -> str:
@@ -64,7 +65,7 @@ def open_regular(
     except OSError as exc:
         if exc.errno == getattr(os, "ELOOP", 40) and not follow:
             raise UnsafeFile(path, "is a symbolic link: not followed") from None
-        raise UnsafeFile(path, exc.strerror or str(exc)) from None
+        raise UnsafeFile(path, exc.strerror or str(exc), exc.errno) from None
     try:
         st = os.fstat(fd)
     except OSError as exc:

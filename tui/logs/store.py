@@ -7,8 +7,15 @@ series is the concatenation of the groups that hold it. Values are float32 (a po
 stay near 320 MB.
 
 Restarts: when a source's step goes backwards (a run restarted from a checkpoint, a file
-rewritten), the points it gives later supersede the earlier ones at the same or later steps,
-instead of duplicating them; the restart is recorded in `RunStore.restarts`.
+rewritten), the points it gives later supersede the earlier ones at the same or later steps
+(batch.supersede, the one rule every format follows). Superseded rows are dropped, not masked:
+a group's steps therefore stay sorted, and the memory of a file that repeats its steps is
+that of the rows that survive. The restart is recorded in `RunStore.restarts` (the first
+MAX_MARKS of them). A reset batch (its file truncated or replaced) first drops every point its
+source gave (`drop_source`): a healthy rerun written over a diverged run is not shown diverged.
+
+Readers on other threads hold zero-copy views of the arrays: rows are only ever appended in
+place; dropping rows builds new arrays, so a view handed out earlier never changes under them.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tui.logs.batch import ColumnBatch
+from tui.logs.batch import MAX_MARKS, ColumnBatch, row_patterns, supersede
 
 _GROWTH = 1.125  # amortized O(1) appends with at most 12.5% spare capacity
 _MIN_CAPACITY = 256
@@ -50,6 +57,15 @@ class GrowableArray:
     def view(self) -> np.ndarray:
         return self._buf[: self._n]
 
+    def truncate(self, k: int) -> None:
+        """Keep the first k values, in a new buffer (views handed out stay as they were)."""
+        if k >= self._n:
+            return
+        buf = np.empty(max(int(k * _GROWTH), _MIN_CAPACITY), self._buf.dtype)
+        buf[:k] = self._buf[:k]
+        self._buf = buf
+        self._n = k
+
     @property
     def nbytes(self) -> int:
         return int(self._buf.nbytes)
@@ -64,18 +80,22 @@ class Group:
         self.steps = GrowableArray(np.int64)
         self.times = GrowableArray(np.float64)
         self.values = {name: GrowableArray(np.float32) for name in names}
-        self.last_step: int | None = None
-        self.max_seen: int = -(1 << 62)  # largest step ever appended (no restart: the last)
-        # (step, rows before it): rows before that index at steps >= step are superseded
-        self.superseded: list[tuple[int, int]] = []
+        self.last_step: int | None = None  # the step of the last row appended (steps sorted)
 
     def __len__(self) -> int:
         return len(self.steps)
 
+    def drop_from(self, step: int) -> None:
+        """Drop the rows at steps >= step (superseded by a restart): a suffix, steps being
+        sorted."""
+        k = int(np.searchsorted(self.steps.view(), step, side="left"))
+        self.steps.truncate(k)
+        self.times.truncate(k)
+        for arr in self.values.values():
+            arr.truncate(k)
+
     def append(self, steps: np.ndarray, times: np.ndarray, values: dict[str, np.ndarray]) -> None:
         self.steps.extend(steps)
-        if steps.shape[0]:
-            self.max_seen = max(self.max_seen, int(steps.max()))
         self.times.extend(times)
         for name in self.names:
             self.values[name].extend(values[name])
@@ -125,40 +145,45 @@ class RunStore:
     def __post_init__(self) -> None:
         self._by_key: dict[tuple[str, tuple[str, ...]], Group] = {}
         self._cache: dict[str, _Cache] = {}
+        self._marks: set[Restart] = set(self.restarts)
         self._lock = threading.RLock()
 
     # -- writing -------------------------------------------------------------------------
     def append(self, batch: ColumnBatch, source: str = "") -> int:
-        """Add a reader's new rows; returns the number of points (metric values) added."""
+        """Add a reader's new rows; returns the number of points (metric values) added. A
+        reset batch first drops everything the source gave before (even with no rows)."""
         n = len(batch)
-        if n == 0 or not batch.columns:
-            return 0
         with self._lock:
-            added = self._append_segment(batch, source, 0, n)
+            if batch.reset:
+                self.drop_source(source)
+            for step, before in batch.restarts:
+                self._mark(Restart(source, step, before))
+            if n == 0 or not batch.columns:
+                return 0
+            added = 0
+            for keys, idx in row_patterns(batch):
+                # one pattern: slices are views, no copy of the batch's columns
+                added += self._append_rows(batch, source, keys, idx)
             self.version += 1
             return added
 
-    def _append_segment(self, batch: ColumnBatch, source: str, a: int, b: int) -> int:
-        """Rows a..b of the batch, split by which metrics each row carries."""
-        n = b - a
-        names = list(batch.columns)
-        masks = [batch.columns[name].present for name in names]
-        if all(m is None or m[a:b].all() for m in masks):
-            # one pattern: slices are views, no copy of the batch's columns
-            return self._append_rows(batch, source, tuple(names), slice(a, b))
-        matrix = np.column_stack([m[a:b] if m is not None else np.ones(n, np.bool_) for m in masks])
-        patterns, inverse = np.unique(matrix, axis=0, return_inverse=True)
-        inverse = inverse.reshape(-1)
-        order = np.argsort(inverse, kind="stable")  # each pattern's rows stay in arrival order
-        bounds = np.searchsorted(inverse[order], np.arange(patterns.shape[0] + 1))
-        added = 0
-        for p in range(patterns.shape[0]):
-            keys = tuple(nm for nm, on in zip(names, patterns[p], strict=True) if on)
-            if keys:
-                added += self._append_rows(
-                    batch, source, keys, a + order[bounds[p] : bounds[p + 1]]
-                )
-        return added
+    def drop_source(self, source: str) -> None:
+        """Forget every point of one source (its file was truncated or replaced)."""
+        with self._lock:
+            gone = [g for g in self.groups if g.source == source]
+            if not gone:
+                return
+            self.groups = [g for g in self.groups if g.source != source]
+            self._by_key = {k: g for k, g in self._by_key.items() if g.source != source}
+            self.restarts = [r for r in self.restarts if r.source != source]
+            self._marks = set(self.restarts)
+            self._cache.clear()
+            self.version += 1
+
+    def _mark(self, mark: Restart) -> None:
+        if mark not in self._marks and len(self.restarts) < MAX_MARKS:
+            self._marks.add(mark)
+            self.restarts.append(mark)
 
     def _append_rows(
         self, batch: ColumnBatch, source: str, keys: tuple[str, ...], idx: np.ndarray | slice
@@ -169,7 +194,18 @@ class RunStore:
             self._by_key[(source, keys)] = group
             self.groups.append(group)
         steps = batch.steps[idx]
-        self._note_restarts(group, steps)
+        if steps.shape[0] == 0:
+            return 0
+        sup = supersede(steps, group.last_step)
+        for step, before in sup.marks:
+            self._mark(Restart(source, step, before))
+        if sup.cut is not None:
+            group.drop_from(sup.cut)
+        group.last_step = int(steps[-1])
+        if sup.keep is not None:
+            rows = np.arange(len(batch))[idx] if isinstance(idx, slice) else idx
+            idx = rows[sup.keep]
+            steps = steps[sup.keep]
         group.append(
             steps,
             batch.times[idx],
@@ -177,6 +213,8 @@ class RunStore:
         )
         for k in keys:
             self._cache.pop(k, None)
+        if sup.cut is not None:
+            self._cache.clear()  # rows dropped: every cached series of the group is stale
         return int(steps.shape[0]) * len(keys)
 
     # -- reading -------------------------------------------------------------------------
@@ -210,9 +248,6 @@ class RunStore:
                 steps = g.steps.view()
                 values = g.values[name].view()
                 times = g.times.view()
-                keep = self._kept_rows(g)
-                if keep is not None:
-                    steps, values, times = steps[keep], values[keep], times[keep]
                 parts.append((steps, values, times))
             if not parts:
                 s = Series(name, np.empty(0, np.int64), np.empty(0, np.float32), np.empty(0))
@@ -230,35 +265,6 @@ class RunStore:
             self._cache[name] = _Cache(self.version, s)
             return s
 
-    def _note_restarts(self, group: Group, steps: np.ndarray) -> None:
-        """A group's step going backwards is a restart: the rows it had at or after that step
-        are superseded by the new ones. Judged per group, so an evaluation row logged late
-        (its step below the last training step) supersedes nothing of the training rows."""
-        if steps.shape[0] == 0:
-            return
-        # compared with the row before it, not the running maximum: after a restart the
-        # new rows climb again from the restart step
-        prev = group.last_step
-        before = np.concatenate(([steps[0] if prev is None else prev], steps[:-1]))
-        base = len(group)
-        for i in np.flatnonzero(steps < before).tolist():
-            group.superseded.append((int(steps[i]), base + i))
-            mark = Restart(group.source, int(steps[i]), int(before[i]))
-            if mark not in self.restarts:
-                self.restarts.append(mark)
-        group.last_step = int(steps[-1])
-
-    def _kept_rows(self, group: Group) -> np.ndarray | None:
-        """Mask of the group's rows not superseded by a later restart."""
-        if not group.superseded:
-            return None
-        steps = group.steps.view()
-        keep = np.ones(steps.shape[0], np.bool_)
-        rows = np.arange(steps.shape[0])
-        for step, rows_before in group.superseded:
-            keep &= ~((rows < rows_before) & (steps >= step))
-        return keep
-
     @property
     def nbytes(self) -> int:
         return sum(g.nbytes for g in self.groups)
@@ -269,14 +275,8 @@ class RunStore:
         with self._lock:
             best: int | None = None
             for g in self.groups:
-                if not len(g):
-                    continue
-                if g.superseded:
-                    keep = self._kept_rows(g)
-                    steps = g.steps.view()[keep] if keep is not None else g.steps.view()
-                    top = int(steps.max()) if steps.shape[0] else None
-                else:
-                    top = g.max_seen
-                if top is not None and (best is None or top > best):
-                    best = top
+                if len(g):
+                    top = int(g.steps.view()[-1])  # a group's steps are sorted
+                    if best is None or top > best:
+                        best = top
             return best

@@ -33,7 +33,14 @@ record or skip it silently):
 - a record whose length CRC or data CRC is wrong is skipped and reported as "<path>: corrupt
   record at offset N (...)"; after a bad length the reader resyncs on the next position whose
   length and length CRC check out, then goes on with later records and later appends;
-- a declared length beyond 256 MiB is refused before anything is allocated (then resync);
+- a declared length beyond 256 MiB is refused before anything is allocated (then resync), so a
+  length field of 2**60 allocates nothing; a record over 64 MiB (MAX_DECODE: no scalar event
+  is that large, a hostile header may claim it) is not read whole: its data CRC is checked in
+  1 MiB pieces, and it is skipped with an error entry;
+- memory is bounded by the rows that survive: chunks are decoded one at a time and rows a
+  later restart supersedes are dropped as they pile up (batch.BatchAccumulator, the rule all
+  formats share), so an event file rewritten over the same steps while it grows costs the
+  memory of its last pass, not of every pass;
 - a zero-filled tail (NFS extends a file before its data lands) is waited for `nul_grace_s`
   seconds before it is called corrupt; data that replaces the zeros in time is read normally.
 """
@@ -41,6 +48,7 @@ record or skip it silently):
 from __future__ import annotations
 
 import math
+import os
 import struct
 import time
 from collections.abc import Callable
@@ -52,13 +60,18 @@ from google.protobuf.message import DecodeError
 from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, types_pb2
 
 from tui.logs import tfrecord as tr
-from tui.logs.batch import Column, ColumnBatch, concat_batches
+from tui.logs.batch import BatchAccumulator, Column, ColumnBatch
 from tui.logs.reader import ReadResult
+from tui.logs.safe_io import UnsafeFile, open_regular
 from tui.logs.tail import FileTail
 
 # bytes read and decoded at a time: bounds the reader's own memory, and keeps the numpy
 # temporaries of a chunk (~100k records) small enough to stay in cache
 CHUNK = 4 * 1024 * 1024
+# a record longer than this is CRC-checked in pieces and skipped, never read whole (the whole
+# record, its padded copy and its protobuf would cost ~3x this)
+MAX_DECODE = 64 * 1024 * 1024
+_STREAM = 1024 * 1024
 _HASH_MULT = np.uint64(0x9E3779B97F4A7C15)
 _ALL64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 _U64 = struct.Struct("<Q")
@@ -166,7 +179,7 @@ class TfEventsReader:
     # -- reading ----------------------------------------------------------------------------
     def read(self) -> ReadResult:
         result = ReadResult()
-        batches: list[ColumnBatch] = []
+        acc = BatchAccumulator()
         carry = _Entries.empty()
         want = self._chunk
         while True:
@@ -174,7 +187,7 @@ class TfEventsReader:
             if got.reset:
                 # the file was replaced or shrank: what this call gathered is of the old one
                 result.reset = True
-                batches.clear()
+                acc = BatchAccumulator()
                 carry = _Entries.empty()
                 self._forget()
             if got.missing:
@@ -195,24 +208,63 @@ class TfEventsReader:
                     data, scan.view, scan.starts, scan.lengths, base, result.errors
                 )
                 batch, carry = self._pivot(_Entries.concat([carry, entries]), final=False)
-                if len(batch):
-                    batches.append(batch)
+                acc.add(batch)
             if scan.stalled or len(data) < want:
                 break  # waiting for time to pass, or all there is has been read
             if scan.consumed == 0:
                 if scan.need <= len(data):
                     break  # cannot happen; never spin
+                if scan.need > MAX_DECODE + tr.OVERHEAD:
+                    if not self._skip_long(scan.need, result.errors):
+                        break  # not all there yet: wait for the rest
+                    want = self._chunk
+                    continue
                 want = scan.need  # one record longer than a chunk: read it whole
             else:
                 want = self._chunk
         if len(carry):
             batch, _ = self._pivot(carry, final=True)
-            batches.append(batch)
+            acc.add(batch)
         if self._nul_seen:  # forget the zeros that have been read past
             done = self._tail.offset
             self._nul_seen = {k: t for k, t in self._nul_seen.items() if k >= done}
-        result.batch = concat_batches(batches)
+        result.batch = acc.result()
+        result.batch.reset = result.reset
         return result
+
+    def _skip_long(self, size: int, errors: list[str]) -> bool:
+        """Step over the record of `size` bytes (framing included) at the offset, whose header
+        checked out, with its data CRC checked in pieces; False while it is not all there."""
+        start = self._tail.offset
+        try:
+            fd, st = open_regular(self.path)
+        except UnsafeFile:
+            return False  # FileTail reports it on the next read
+        try:
+            if st.st_size < start + size:
+                return False
+            crc = 0
+            at, end = start + tr.HEADER, start + size - tr.FOOTER
+            while at < end:
+                piece = os.pread(fd, min(_STREAM, end - at), at)
+                if not piece:
+                    return False
+                crc = tr.crc32c(piece, crc)
+                at += len(piece)
+            stored = os.pread(fd, tr.FOOTER, end)
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
+        masked = (((crc >> 15) | (crc << 17)) + tr.MASK_DELTA) & 0xFFFFFFFF
+        length = size - tr.OVERHEAD
+        if len(stored) == tr.FOOTER and int.from_bytes(stored, "little") == masked:
+            why = f"a {length:,}-byte record, over the {MAX_DECODE >> 20} MiB an event is read to"
+        else:
+            why = "data crc mismatch"
+        errors.append(f"{self.path}: record at offset {start} skipped ({why})")
+        self._tail.consume(size)
+        return True
 
     # -- framing ----------------------------------------------------------------------------
     def _nul_waiting(self, offset: int) -> bool:
