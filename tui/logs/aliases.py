@@ -110,7 +110,7 @@ def split_of(folder_parts: Sequence[str]) -> str | None:
 
 
 def fallback_canonical(name: str) -> str | None:
-    """"loss" or "val_loss" when `name` is a second-tier name for it, else None.
+    """`loss` or `val_loss` when `name` is a second-tier name for it, else None.
 
     `total_loss`, `nll_loss`, `train/nll_loss`, `<anything>/total_loss` -> loss (a val-ish
     prefix, `eval/nll_loss`, -> val_loss); `eval_<name>_loss`, `eval/<name>_loss`,

@@ -48,8 +48,8 @@ def validate(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     for key in _STEP_FIELDS:
         if key in out and out[key] is not None:
             v = out[key]
-            if not (_finite_number(v) and 0 < v < 2**62):
-                drop(key, "is not a finite positive number")
+            if not (_finite_number(v) and 0 <= v < 2**62):  # 0: a warmup-study trial
+                drop(key, "is not a finite number of steps")
     for key in _INT_FIELDS:
         if (
             key in out
