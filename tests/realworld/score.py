@@ -146,8 +146,12 @@ def _judge_reading(res: SlugResult, run_id: str, label: dict, rep: dict, fmt: st
             res.reading_errors.append(f"{run_id}: {name} has {got[name]['count']}, not {count}")
         else:
             res.reading_errors.append(f"{run_id}: {name} ({count} points) not read")
+    optional = label.get("optional_metrics", {})
+    for name, count in optional.items():
+        if name in got and got[name]["count"] != count:
+            res.reading_errors.append(f"{run_id}: {name} has {got[name]['count']}, not {count}")
     for name in CANONICAL:
-        if name in got and name not in want:
+        if name in got and name not in want and name not in optional:
             res.reading_errors.append(
                 f"{run_id}: {name} ({got[name]['count']} points) read where the label has none"
             )
