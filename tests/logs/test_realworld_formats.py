@@ -1,8 +1,9 @@
 """Readers for what popular trainers write (issue 15), on real files.
 
-tests/logs/data/ holds excerpts of logs other people's runs wrote, fetched from public
-repositories (detectron2, mmengine, LLaMA-Factory), and a Ray Tune experiment written here by
-Ray Tune itself: README.md there gives each file's provenance. Files marked SYNTHETIC below are
+detectron2, mmengine and LLaMA-Factory logs are files other people's runs wrote, laid out
+from the public repositories' snapshots by realdata.py (skipped where a snapshot is absent);
+tests/logs/data/raytune/ is a Ray Tune experiment written here by Ray Tune itself.
+tests/logs/data/README.md gives each file's provenance. Files marked SYNTHETIC below are
 written by the test and labelled so: they stand for a shape, not for a real run.
 """
 
@@ -13,6 +14,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from realdata import lay_out
 
 from tui.logs.discovery import find_runs
 from tui.logs.workspace import Workspace
@@ -21,8 +23,10 @@ DATA = Path(__file__).parent / "data"
 
 
 def copy(name: str, dest: Path) -> Path:
-    shutil.copytree(DATA / name, dest / name)
-    return dest / name
+    if (DATA / name).is_dir():
+        shutil.copytree(DATA / name, dest / name)
+        return dest / name
+    return lay_out(name, dest)
 
 
 def lines(path: Path) -> list[dict]:
@@ -47,9 +51,11 @@ def test_detectron2_metrics_json_and_event_file_are_one_run(tmp_path: Path) -> N
 
 
 def test_detectron2_metrics_json_alone(tmp_path: Path) -> None:
-    root = tmp_path / "output"
-    root.mkdir()
-    shutil.copy(DATA / "detectron2" / "metrics.json", root / "metrics.json")
+    real = copy("detectron2", tmp_path / "real")
+    root = tmp_path / "all" / "output"
+    root.mkdir(parents=True)
+    shutil.copy(real / "metrics.json", root / "metrics.json")
+    tmp_path = tmp_path / "all"
     ws = Workspace([tmp_path])
     ws.refresh()
     run = ws.runs["output"]
@@ -84,13 +90,15 @@ def test_mmengine_vis_data_is_its_timestamp_folders_run(tmp_path: Path) -> None:
     """mmengine writes <work_dir>/<timestamp>/vis_data/scalars.json and <timestamp>.json,
     JSON lines both; the run is the timestamp folder, read from scalars.json."""
     work = tmp_path / "work_dir" / "20241205_152037"
-    shutil.copytree(DATA / "mmengine" / "vis_data", work / "vis_data")
+    real = copy("mmengine", tmp_path / "real")
+    shutil.copytree(real / "vis_data", work / "vis_data")
+    tmp_path = tmp_path / "work_dir"
     runs = find_runs(tmp_path)
     assert [r.folder for r in runs] == [work]
     assert [f.path.name for f in runs[0].files] == ["scalars.json"]
     ws = Workspace([tmp_path])
     ws.refresh()
-    run = ws.runs["work_dir/20241205_152037"]
+    run = ws.runs["20241205_152037"]
     rows = lines(work / "vis_data" / "scalars.json")
     assert run.store.has("loss") and run.store.has("grad_norm") and run.store.has("lr")
     assert int(run.store.series("loss").steps[-1]) == rows[-1]["step"]
@@ -98,9 +106,10 @@ def test_mmengine_vis_data_is_its_timestamp_folders_run(tmp_path: Path) -> None:
 
 def test_mmengine_timestamp_json_alone_is_sniffed(tmp_path: Path) -> None:
     """A <timestamp>.json without scalars.json: its content, not its name, makes it a log."""
+    src = copy("mmengine", tmp_path / "real") / "vis_data" / "20241205_152037.json"
+    tmp_path = tmp_path / "root"
     folder = tmp_path / "exp"
-    folder.mkdir()
-    src = DATA / "mmengine" / "vis_data" / "20241205_152037.json"
+    folder.mkdir(parents=True)
     shutil.copy(src, folder / src.name)
     ws = Workspace([tmp_path])
     ws.refresh()
@@ -113,7 +122,7 @@ def test_llamafactory_trainer_log(tmp_path: Path) -> None:
     """LLaMA-Factory's trainer_log.jsonl steps by `current_steps`; its `total_steps` is the
     planned length, not a metric."""
     root = copy("llamafactory", tmp_path)
-    ws = Workspace([tmp_path])
+    ws = Workspace([root.parent])
     ws.refresh()
     run = ws.runs["llamafactory"]
     rows = lines(root / "trainer_log.jsonl")
