@@ -224,6 +224,20 @@ def run_of(tmp_path: Path, name: str, hparams: dict) -> Run:
             [{"lr": 1e-3, "bs": 32, "model": "x"}, {"lr": 1e-2, "bs": 32, "model": "x"}],
             True,
         ),
+        # reruns of one configuration: nothing swept, no study; seeds alone: replicates
+        (
+            ["version_0", "version_1"],
+            [{"lr": 1e-3, "hidden": 50}, {"lr": 1e-3, "hidden": 50}],
+            False,
+        ),
+        (["a", "b"], [{"lr": 1e-3, "seed": 0}, {"lr": 1e-3, "seed": 1}], True),
+        # the same recipe on different environments / datasets is no search
+        (
+            ["a", "b"],
+            [{"lr": 1e-3, "env_name": "FetchPush"}, {"lr": 1e-3, "env_name": "Slide"}],
+            False,
+        ),
+        (["a", "b"], [{"lr": 1e-3, "dataset": "sst2"}, {"lr": 1e-4, "dataset": "mnli"}], False),
     ],
 )
 def test_which_folders_are_studies(
@@ -242,3 +256,39 @@ def test_unrelated_runs_in_one_folder_are_no_study(tmp_path: Path) -> None:
     ws.refresh()
     assert len(ws.runs) == 2
     assert ws.studies == {}
+
+
+def test_restart_into_a_new_event_file_supersedes(tmp_path: Path) -> None:
+    """A run resumed from a checkpoint writes a second event file beside the first (torch's
+    SummaryWriter on the same log_dir): its steps supersede the first file's from the resume
+    step on, as a restart inside one file does, and the restart is marked."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    first = SummaryWriter(str(tmp_path / "run"), filename_suffix=".a")
+    for step in range(10):
+        first.add_scalar("loss", 10.0 + step, step)
+    first.close()
+    second = SummaryWriter(str(tmp_path / "run"), filename_suffix=".b")
+    for step in range(6, 15):
+        second.add_scalar("loss", float(step), step)
+    second.close()
+    assert len(list((tmp_path / "run").glob("events.*"))) == 2
+    ws = Workspace([tmp_path])
+    ws.refresh()
+    s = ws.runs["run"].store.series("loss")
+    assert [int(x) for x in s.steps] == list(range(15))
+    assert [float(v) for v in s.values[6:]] == [float(x) for x in range(6, 15)]
+    assert [(r.step, r.previous_max) for r in ws.runs["run"].store.restarts] == [(6, 9)]
+
+
+def test_spreadsheet_csv_is_not_a_run(tmp_path: Path) -> None:
+    """SYNTHETIC, after a real bookkeeping sheet named progress.csv: a header of mostly empty
+    cells is no logger's; the folder says so instead of showing a phantom run."""
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "progress.csv").write_text(",,,seed,adapter,,\n0.6,base,x,10,4,,\n")
+    ws = Workspace([tmp_path])
+    ws.refresh()
+    assert ws.runs == {}
+    assert [(Path(p).name, m.split(" (")[0]) for p, m in ws.errors] == [
+        ("progress.csv", "not a recognised log")
+    ]

@@ -217,9 +217,14 @@ def walk_logs(
                     est.st_size,
                     (est.st_dev, est.st_ino, est.st_mtime_ns),
                     json_log=json_log,
+                    csv_log=fmt == "csv",
                 )
                 if verdict == "lfs":
                     error(entry.path, sniff.LFS_MESSAGE)
+                    continue
+                if fmt == "csv" and verdict is not None:
+                    if rejects is not None:
+                        rejects.append((Path(entry.path), verdict))
                     continue
                 if json_log:
                     if verdict == "jsonl":

@@ -30,6 +30,7 @@ LFS_MESSAGE = "an LFS pointer, not the file: run `git lfs pull`"
 NOT_A_LOG = "not a recognised log"
 
 _cache: dict[tuple[int, int, int, int], str | None] = {}
+_csv_ok: set[tuple[int, int]] = set()  # CSV logs whose header was found to be a logger's
 _jsonl: set[tuple[int, int]] = set()  # (st_dev, st_ino) once seen as JSON lines: a growing
 # log changes size every poll, and stays JSON lines
 _CACHE_MAX = 20_000
@@ -87,32 +88,58 @@ def _json_lines_verdict(data: bytes, whole: bool) -> str | None:
     return None  # one record so far, the file may grow
 
 
-def sniff(path: Path, size: int, ident: tuple[int, int, int], *, json_log: bool) -> str | None:
+def _csv_verdict(data: bytes) -> str | None:
+    """A CSV whose header is mostly empty cells is a spreadsheet (a bookkeeping sheet named
+    progress.csv), not a logger's file: every logger names its columns."""
+    header = data.split(b"\n", 1)[0].strip(b"\r")
+    cells = [c.strip().strip(b'"') for c in header.split(b",")]
+    if len(cells) >= 3 and sum(1 for c in cells if not c) * 2 > len(cells):
+        return f"{NOT_A_LOG} (a spreadsheet: most header cells are empty)"
+    return None
+
+
+def sniff(
+    path: Path,
+    size: int,
+    ident: tuple[int, int, int],
+    *,
+    json_log: bool,
+    csv_log: bool = False,
+) -> str | None:
     """For a file discovery found: "jsonl" (a `.json` file that is JSON lines), "lfs" (a Git
     LFS pointer), None (nothing to say: read it as its name says, or not yet decidable), or a
-    reason it is no log. `json_log`: the file is a `.json` log candidate. `ident` is (st_dev,
-    st_ino, st_mtime_ns) from the directory walk's stat."""
-    if not json_log and size > LFS_MAX_BYTES:
+    reason it is no log. `json_log`: the file is a `.json` log candidate; `csv_log`: a CSV
+    log by its name, whose header is checked. `ident` is (st_dev, st_ino, st_mtime_ns) from
+    the directory walk's stat."""
+    if not json_log and not csv_log and size > LFS_MAX_BYTES:
         return None  # too large for a pointer; a log by its name
+    if csv_log and ident[:2] in _csv_ok:
+        return None
     if json_log and ident[:2] in _jsonl:
         return "jsonl"
     key = (*ident, size)
     if key in _cache:
         return _cache[key]
     try:
-        data = _head(path, HEAD_BYTES if json_log else LFS_MAX_BYTES)
+        data = _head(path, HEAD_BYTES if json_log or csv_log else LFS_MAX_BYTES)
     except UnsafeFile as exc:
         return f"{exc.reason}"
     if is_lfs_pointer(data):
         verdict: str | None = "lfs"
     elif json_log:
         verdict = _json_lines_verdict(data, whole=len(data) < HEAD_BYTES)
+    elif csv_log and b"\n" in data:
+        verdict = _csv_verdict(data)
+        if verdict is None:
+            _csv_ok.add(ident[:2])
     else:
         verdict = None
     if len(_cache) >= _CACHE_MAX:
         _cache.clear()
     if len(_jsonl) >= _CACHE_MAX:
         _jsonl.clear()
+    if len(_csv_ok) >= _CACHE_MAX:
+        _csv_ok.clear()
     if verdict == "jsonl":
         _jsonl.add(ident[:2])
     else:

@@ -6,9 +6,12 @@ any folder holding two runs was one, so an `outputs/` folder of unrelated fine-t
 
 - Where every run's configuration is known (hyperparameters from run.json, config files,
   add_hparams, trainer_state's trial_params or the folder name; a planned length alone is not
-  a configuration), the runs are a study when at most `MAX_SWEPT` keys differ between them
-  (a key some runs lack counts as differing; `seed` does not count). Unrelated runs differ in
-  many keys: learning rate, epochs, batch size, model, dataset, ...
+  a configuration), the runs are a study when at least one key differs (identical
+  configurations are reruns: nothing was swept; `seed` alone is a replicate study) and at most
+  `MAX_SWEPT` keys other than seed differ (a key some runs lack counts as differing), none of
+  them naming the task (`env_name`, `dataset`, `model_name_or_path`, ...: runs on different
+  tasks are not trials of one search). Unrelated runs differ in many keys: learning rate,
+  epochs, batch size, model, dataset, ...
 - Where some run's configuration is unknown, the runs are a study only when every name reads
   as a trial: `t000`, `trial_3`, `version_2`, `run-4`, `seed_1`, `fold0`, a Ray Tune trial
   (`train_fn_1a2b3_00000_0_...`), or a name holding hyperparameters (`lr=0.1`, `lr_0.001`).
@@ -37,6 +40,14 @@ def reads_as_trial(name: str) -> bool:
     return bool(_TRIAL_NAME.match(name)) or bool(from_folder_name(name))
 
 
+# keys that say what is trained on / what is trained, not how: differing, the runs are unrelated
+_TASK_KEY = re.compile(
+    r"(?:^|[_.\-])(?:env|environment|task|dataset|datasets|data|model|arch|architecture"
+    r"|game|domain|corpus)(?:$|[_.\-])",
+    re.IGNORECASE,
+)
+
+
 def _config(run: Run) -> dict[str, Any]:
     return {k: v for k, v in run.hparams.items() if k not in _NOT_CONFIG}
 
@@ -53,9 +64,18 @@ def differing_keys(runs: Sequence[Run]) -> set[str]:
     return out
 
 
+def _seeds_differ(runs: Sequence[Run]) -> bool:
+    return len({json.dumps(r.hparams.get("seed"), default=str) for r in runs}) > 1
+
+
 def is_study(runs: Sequence[Run]) -> bool:
     if len(runs) < 2:
         return False
     if all(_config(r) for r in runs):
-        return len(differing_keys(runs)) <= MAX_SWEPT
+        differ = differing_keys(runs)
+        if not differ and not _seeds_differ(runs):
+            return False  # reruns of one configuration
+        if any(_TASK_KEY.search(k) for k in differ):
+            return False
+        return len(differ) <= MAX_SWEPT
     return all(reads_as_trial(r.path.name) for r in runs)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,6 +129,21 @@ def _is_scalar_subfolder(log: LogFile) -> bool:
         and not log.parts[0].startswith("checkpoint-")
         and not is_hparams_folder(log.parts[-1])
     )
+
+
+def _is_main_events(log: LogFile) -> bool:
+    """An event file of the run itself: in its folder or a HF runs/<date_host>/ (not an
+    add_scalars / Keras / add_hparams subfolder, whose series are their own)."""
+    return not log.parts or (len(log.parts) == 2 and log.parts[0] == "runs")
+
+
+_EVENT_TIME = re.compile(r"tfevents\.(\d+)")
+
+
+def _made_order(log: LogFile) -> tuple[int, str]:
+    """Event files by the Unix time in their name (`events.out.tfevents.<time>.<host>...`)."""
+    m = _EVENT_TIME.search(log.path.name)
+    return (int(m.group(1)) if m else 0, log.path.name)
 
 
 def _hparams_files(layout: RunLayout) -> list[Path]:
@@ -257,7 +273,11 @@ class Workspace:
             self._run_root[run_id] = root_index
             changes.new_runs.append(run_id)
             self._note_run_json(run, changes)
-        for log in layout.files:
+        files = sorted(
+            layout.files,
+            key=lambda f: (0, *_made_order(f)) if f.format == "tfevents" else (1, 0, ""),
+        )
+        for log in files:
             key = log.path
             if log.format == "hf_trainer_state":
                 # one reader per output folder: it follows the newest checkpoint-N's state
@@ -292,6 +312,12 @@ class Workspace:
         # all trainer_state files of a run are one source: each is a prefix of the next
         if log.format == "hf_trainer_state":
             return "hf_trainer_state"
+        if log.format == "tfevents" and _is_main_events(log):
+            # a restarted or resumed run writes a new event file beside the old ones (and
+            # HF a new runs/<date_host>/): one source, read in the order the files were
+            # made, so the step going back at a new file's start is a restart that
+            # supersedes the old file's points from there, as within one file
+            return "tfevents"
         return str(log.path)
 
     def _group_studies(self) -> None:
