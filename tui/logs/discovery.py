@@ -55,11 +55,11 @@ _JSONL_NAMES = re.compile(
 )
 _CSV_NAMES = re.compile(r"^(metrics|.*metrics|progress|history|log)\.csv$", re.I)
 # `.json` names that are JSON lines in the wild (sniffed before they count): detectron2
-# metrics.json, mmengine scalars.json / <YYYYmmdd_HHMMSS>.json, mmcv <timestamp>.log.json, Ray
-# Tune result.json
+# metrics.json, mmengine scalars.json / <YYYYmmdd_HHMMSS>.json, Ray Tune result.json. Not mmcv's
+# <timestamp>.log.json: its `iter` counts within each epoch, so read as a step every epoch
+# would look like a restart and supersede the one before
 _JSON_LOG_NAMES = re.compile(
-    r"^(metrics|.*metrics|scalars|result|log|train_log|trainer_log|history|\d{8}_\d{6}"
-    r"|.*\.log)\.json$",
+    r"^(metrics|.*metrics|scalars|result|log|train_log|trainer_log|history|\d{8}_\d{6})\.json$",
     re.I,
 )
 # torch's SummaryWriter.add_hparams writes its event file into <log_dir>/<time.time()>/
