@@ -213,7 +213,7 @@ def walk_logs(
                 ):
                     continue
                 verdict = sniff.sniff(
-                    Path(entry.path),
+                    entry.path,
                     est.st_size,
                     (est.st_dev, est.st_ino, est.st_mtime_ns),
                     json_log=json_log,
@@ -323,7 +323,7 @@ def find_runs(root: Path, errors: list[tuple[str, str]] | None = None) -> list[R
         _keep_newest_trainer_state(layout)
         _drop_copies(layout)
         layout.files.sort(key=lambda f: (f.parts, f.path.name))
-    if errors is not None:
+    if errors is not None and rejects:
         # a folder of files that look like logs, none of which is one, says so: never
         # "0 runs, 0 errors" for a folder of detectron2-like summaries
         owned = {f.path.parent for layout in runs.values() for f in layout.files}
@@ -341,6 +341,9 @@ def _drop_copies(layout: RunLayout) -> None:
     """Files that repeat another file's records are not read twice: a Ray Tune trial's
     progress.csv and event file (result.json holds the same results), mmengine's
     <timestamp>.json beside the scalars.json that holds the same records."""
+    names = [f.path.name for f in layout.files]
+    if "result.json" not in names and not any(_MMENGINE_TS.match(n) for n in names):
+        return  # the common case: nothing can repeat another file
     top = {f.path.name for f in layout.files if f.path.parent == layout.folder}
     names_by_dir: dict[Path, set[str]] = {}
     for f in layout.files:

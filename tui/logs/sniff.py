@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 from tui.logs.safe_io import UnsafeFile, open_regular
 from tui.logs.values import STEP_KEYS
 
 HEAD_BYTES = 64 * 1024
 LFS_MAX_BYTES = 1024  # a pointer file is about 130 bytes
+CSV_HEAD_BYTES = 8 * 1024  # a CSV's header line
 _LFS_MAGIC = b"version https://git-lfs.github.com/spec/"
 LFS_MESSAGE = "an LFS pointer, not the file: run `git lfs pull`"
 NOT_A_LOG = "not a recognised log"
@@ -99,7 +99,7 @@ def _csv_verdict(data: bytes) -> str | None:
 
 
 def sniff(
-    path: Path,
+    path: str | os.PathLike[str],
     size: int,
     ident: tuple[int, int, int],
     *,
@@ -121,7 +121,7 @@ def sniff(
     if key in _cache:
         return _cache[key]
     try:
-        data = _head(path, HEAD_BYTES if json_log or csv_log else LFS_MAX_BYTES)
+        data = _head(path, HEAD_BYTES if json_log else CSV_HEAD_BYTES if csv_log else LFS_MAX_BYTES)
     except UnsafeFile as exc:
         return f"{exc.reason}"
     if is_lfs_pointer(data):
