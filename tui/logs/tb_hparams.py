@@ -58,8 +58,8 @@ def read_tb_hparams(path: Path) -> dict[str, Any]:
         event = event_pb2.Event()
         try:
             event.ParseFromString(record)
-        except DecodeError:
-            break
+        except (DecodeError, RecursionError, ValueError):
+            break  # damage: what came before stands
         if not event.HasField("summary"):
             continue
         for value in event.summary.value:
@@ -69,7 +69,7 @@ def read_tb_hparams(path: Path) -> dict[str, Any]:
             plugin = plugin_data_pb2.HParamsPluginData()
             try:
                 plugin.ParseFromString(meta.content)
-            except DecodeError:
+            except (DecodeError, RecursionError, ValueError):
                 continue
             if plugin.HasField("session_start_info"):
                 for name, v in plugin.session_start_info.hparams.items():
