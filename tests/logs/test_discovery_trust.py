@@ -153,3 +153,20 @@ def test_malformed_hparams_files_cost_only_themselves(tmp_path: Path) -> None:
     assert run.store.count("loss") == 20
     bad_files = {Path(p).name for p, _ in ws.errors}
     assert {"hparams.yaml", "config.json", "hparams.json"} <= bad_files
+
+
+def test_garbage_in_an_add_hparams_folder_costs_nothing_else(tmp_path: Path) -> None:
+    """SYNTHETIC: random bytes named like an add_hparams event file, beside a real one."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    with SummaryWriter(str(tmp_path / "run")) as w:
+        for step in range(5):
+            w.add_scalar("loss", 1.0, step)
+    hp = tmp_path / "run" / "1700000000.5"
+    hp.mkdir()
+    (hp / "events.out.tfevents.1700000000.host.1.1").write_bytes(os.urandom(4096))
+    ws = Workspace([tmp_path])
+    ws.refresh()
+    assert list(ws.runs) == ["run"]
+    assert ws.runs["run"].store.count("loss") == 5
+    assert ws.runs["run"].hparams == {}
