@@ -205,3 +205,21 @@ def test_first_tier_val_loss_wins(tmp_path: Path) -> None:
     run = ws.runs["hf"]
     assert run.metric_sources == {}
     assert float(run.store.series("val_loss").values[0]) == pytest.approx(1.2)
+
+
+def test_json_log_created_empty_is_found_once_it_has_records(tmp_path: Path) -> None:
+    """SYNTHETIC: a live detectron2-style run creates metrics.json before its first record:
+    nothing is said while it is empty, and the run appears with its first lines."""
+    folder = tmp_path / "output"
+    folder.mkdir()
+    log = folder / "metrics.json"
+    log.write_text("")
+    ws = Workspace([tmp_path])
+    ws.refresh()
+    assert ws.runs == {} and ws.errors == []
+    with open(log, "a") as fh:
+        fh.write(json.dumps({"iteration": 19, "total_loss": 2.1, "lr": 1e-4}) + "\n")
+    ws.refresh()
+    assert list(ws.runs) == ["output"]
+    assert ws.runs["output"].store.count("loss") == 1
+    assert ws.errors == []
