@@ -183,7 +183,9 @@ def score_slug(slug: str, label: dict, runs_dir: Path = RUNS) -> SlugResult:
     optional = {_norm(k) for k in label.get("optional_runs", [])}
     res.runs_expected = len(expected)
     res.errors_expected = len(label.get("expect_errors", []))
-    non_studies = {_norm(k) for k, v in label.get("studies", {}).items() if not v}
+    # a folder labelled null is not judged either way (nothing tells whether it is a study)
+    non_studies = {_norm(k) for k, v in label.get("studies", {}).items() if v is False}
+    unjudged = {_norm(k) for k, v in label.get("studies", {}).items() if v is None}
     res.non_study_folders = len(non_studies)
     try:
         out = _check_json(runs_dir / slug)
@@ -219,6 +221,8 @@ def score_slug(slug: str, label: dict, runs_dir: Path = RUNS) -> SlugResult:
         res.false_alarms += [f"{run_id} (phantom): {_describe(f)}" for f in rep.get("findings", [])]
     for st in out.get("studies", []):
         sid = _norm(st["id"])
+        if sid in unjudged:
+            continue
         if sid in non_studies or sid not in {_norm(k) for k in label.get("studies", {})}:
             res.study_false_alarms += [f"study {sid}: {_describe(f)}" for f in st["findings"]]
     messages = " ".join(
