@@ -124,12 +124,16 @@ def read_any(p: Path) -> Series:
         return {}
     if name == "trainer_state.json":
         return read_trainer_state(p)
-    if (
-        name.endswith(".jsonl")
-        or name in ("metrics.json", "result.json")
-        or name.endswith(".log.json")
-    ):
+    if name.endswith(".jsonl"):
         return read_jsonl(p)
+    if name.endswith(".json"):
+        # one JSON document (a config, a results summary) is not a series; JSON lines are
+        # (detectron2 metrics.json, mmengine scalars.json, Ray Tune result.json)
+        try:
+            json.loads(p.read_text())
+            return {}
+        except ValueError:
+            return read_jsonl(p)
     if name.endswith(".csv"):
         return read_csv(p)
     if "tfevents" in name:
