@@ -223,3 +223,33 @@ def test_json_log_created_empty_is_found_once_it_has_records(tmp_path: Path) -> 
     assert list(ws.runs) == ["output"]
     assert ws.runs["output"].store.count("loss") == 1
     assert ws.errors == []
+
+
+def test_other_layouts_seen_in_the_corpus(tmp_path: Path) -> None:
+    """SYNTHETIC shapes of real corpus folders: a trainer_state.json that is some other
+    program's state (no global_step, no log_history) is no run; renamed mmengine logs
+    (`mmdet_scalars.json`) are read; a Trainer output_dir named `checkpoints` is searched;
+    a vis_data/ not under a timestamp folder is its own run."""
+    (tmp_path / "bot").mkdir()
+    (tmp_path / "bot" / "trainer_state.json").write_text(
+        json.dumps({"balance": -186.4, "positions": [{"symbol": "X", "score": 95.0}]}, indent=2)
+    )
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "mmdet_scalars.json").write_text(
+        "".join(json.dumps({"lr": 1e-4, "loss": 1.0 / s, "step": s}) + "\n" for s in (1, 2))
+    )
+    trial = tmp_path / "optuna" / "checkpoints" / "trial_9"
+    trial.mkdir(parents=True)
+    (trial / "trainer_state.json").write_text(
+        json.dumps({"global_step": 2, "log_history": [{"step": 1, "loss": 1.0}]}, indent=2)
+    )
+    (tmp_path / "mm" / "vis_data").mkdir(parents=True)
+    (tmp_path / "mm" / "vis_data" / "scalars.json").write_text(
+        "".join(json.dumps({"loss": 1.0, "step": s}) + "\n" for s in (1, 2))
+    )
+    ws = Workspace([tmp_path])
+    ws.refresh()
+    assert sorted(ws.runs) == ["logs", "mm/vis_data", "optuna/checkpoints/trial_9"]
+    assert [(Path(p).parent.name, m.split(" (")[0]) for p, m in ws.errors] == [
+        ("bot", "not a recognised log")
+    ]

@@ -44,7 +44,8 @@ SKIP_DIRS = frozenset(
         ".hg",
         "wandb",
         ".cache",
-        "checkpoints",
+        # not "checkpoints": the runner's holds only *.pt files, and a Trainer's output_dir
+        # is often named so (checkpoints/trial_9/trainer_state.json is a run)
     }
 )
 _HF_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
@@ -59,12 +60,14 @@ _CSV_NAMES = re.compile(r"^(metrics|.*metrics|progress|history|log)\.csv$", re.I
 # <timestamp>.log.json: its `iter` counts within each epoch, so read as a step every epoch
 # would look like a restart and supersede the one before
 _JSON_LOG_NAMES = re.compile(
-    r"^(metrics|.*metrics|scalars|result|log|train_log|trainer_log|history|\d{8}_\d{6})\.json$",
+    r"^(metrics|.*metrics|scalars|.*_scalars|result|log|train_log|trainer_log|history"
+    r"|\d{8}_\d{6})\.json$",
     re.I,
 )
 # torch's SummaryWriter.add_hparams writes its event file into <log_dir>/<time.time()>/
 _HPARAMS_DIR = re.compile(r"^\d{9,11}\.\d+$")
 _MMENGINE_TS = re.compile(r"^\d{8}_\d{6}\.json$")
+_TIMESTAMP_DIR = re.compile(r"^\d{8}_\d{6}$")
 
 MAX_DEPTH = 12
 MAX_DEPTH_ERRORS = 20  # folders cut by the depth limit named one by one; then one count
@@ -218,11 +221,12 @@ def walk_logs(
                     (est.st_dev, est.st_ino, est.st_mtime_ns),
                     json_log=json_log,
                     csv_log=fmt == "csv",
+                    state_log=fmt == "hf_trainer_state",
                 )
                 if verdict == "lfs":
                     error(entry.path, sniff.LFS_MESSAGE)
                     continue
-                if fmt == "csv" and verdict is not None:
+                if fmt in ("csv", "hf_trainer_state") and verdict is not None:
                     if rejects is not None:
                         rejects.append((Path(entry.path), verdict))
                     continue
@@ -290,7 +294,11 @@ def find_runs(root: Path, errors: list[tuple[str, str]] | None = None) -> list[R
         if is_hparams_folder(folder.name) and has_format(folder, "tfevents"):
             return owner(parent)
         # mmengine: <work_dir>/<timestamp>/vis_data/scalars.json is the timestamp folder's run
-        if folder.name == "vis_data" and not listing.get(parent, ([],))[0]:
+        if (
+            folder.name == "vis_data"
+            and _TIMESTAMP_DIR.match(parent.name)
+            and not listing.get(parent, ([],))[0]
+        ):
             return parent
         # HF: checkpoint-N/ and last-checkpoint/ trainer_state.json belong to the output folder
         if _is_checkpoint(folder.name) and is_hf_output(parent):

@@ -30,7 +30,7 @@ LFS_MESSAGE = "an LFS pointer, not the file: run `git lfs pull`"
 NOT_A_LOG = "not a recognised log"
 
 _cache: dict[tuple[int, int, int, int], str | None] = {}
-_csv_ok: set[tuple[int, int]] = set()  # CSV logs whose header was found to be a logger's
+_csv_ok: set[tuple[int, int]] = set()  # CSV / trainer_state files found to be logs
 _jsonl: set[tuple[int, int]] = set()  # (st_dev, st_ino) once seen as JSON lines: a growing
 # log changes size every poll, and stays JSON lines
 _CACHE_MAX = 20_000
@@ -98,6 +98,18 @@ def _csv_verdict(data: bytes) -> str | None:
     return None
 
 
+def _state_verdict(data: bytes, whole: bool) -> str | None:
+    """A trainer_state.json names `global_step` and `log_history` near its start (the Trainer
+    sorts its keys); a file of that name holding neither is someone else's state."""
+    if b'"log_history"' in data or b'"global_step"' in data:
+        return None
+    if not data.strip():
+        return None  # being written
+    if whole or len(data) >= HEAD_BYTES:
+        return f"{NOT_A_LOG} (a trainer_state.json without global_step or log_history)"
+    return None
+
+
 def sniff(
     path: str | os.PathLike[str],
     size: int,
@@ -105,23 +117,29 @@ def sniff(
     *,
     json_log: bool,
     csv_log: bool = False,
+    state_log: bool = False,
 ) -> str | None:
     """For a file discovery found: "jsonl" (a `.json` file that is JSON lines), "lfs" (a Git
     LFS pointer), None (nothing to say: read it as its name says, or not yet decidable), or a
     reason it is no log. `json_log`: the file is a `.json` log candidate; `csv_log`: a CSV
     log by its name, whose header is checked. `ident` is (st_dev, st_ino, st_mtime_ns) from
     the directory walk's stat."""
-    if not json_log and not csv_log and size > LFS_MAX_BYTES:
+    if not (json_log or csv_log or state_log) and size > LFS_MAX_BYTES:
         return None  # too large for a pointer; a log by its name
-    if csv_log and ident[:2] in _csv_ok:
+    if (csv_log or state_log) and ident[:2] in _csv_ok:
         return None
     if json_log and ident[:2] in _jsonl:
         return "jsonl"
     key = (*ident, size)
     if key in _cache:
         return _cache[key]
+    limit = LFS_MAX_BYTES
+    if json_log or state_log:
+        limit = HEAD_BYTES
+    elif csv_log:
+        limit = CSV_HEAD_BYTES
     try:
-        data = _head(path, HEAD_BYTES if json_log else CSV_HEAD_BYTES if csv_log else LFS_MAX_BYTES)
+        data = _head(path, limit)
     except UnsafeFile as exc:
         return f"{exc.reason}"
     if is_lfs_pointer(data):
@@ -131,6 +149,10 @@ def sniff(
     elif csv_log and b"\n" in data:
         verdict = _csv_verdict(data)
         if verdict is None:
+            _csv_ok.add(ident[:2])
+    elif state_log:
+        verdict = _state_verdict(data, whole=len(data) < limit)
+        if verdict is None and data.strip():
             _csv_ok.add(ident[:2])
     else:
         verdict = None
