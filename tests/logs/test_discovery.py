@@ -200,11 +200,21 @@ def test_hparams_merge_order_and_identifiers(tmp_path: Path) -> None:
 
 
 def test_yaml_is_loaded_safely(tmp_path: Path) -> None:
-    touch(tmp_path / "r" / "hparams.yaml", "lr: !!python/object/apply:os.system ['echo hi']\n")
+    """A tag the safe loader may not construct executes nothing and costs only its value:
+    the file's plain scalars are kept (issue 15: one !!python/object lost a whole study)."""
+    canary = tmp_path / "CANARY"
+    touch(
+        tmp_path / "r" / "hparams.yaml",
+        f"lr: !!python/object/apply:os.system ['touch {canary}']\n"
+        "dropout: 0.1\n"
+        "opt: !!python/object:argparse.Namespace {lr: 3}\n"
+        "learning_rate: 0.02\n",
+    )
     errors: list[tuple[str, str]] = []
     hp = read_hparams(tmp_path / "r", None, None, errors)
-    assert hp == {}
-    assert errors and "hparams.yaml" in errors[0][0]
+    assert not canary.exists()
+    assert hp == {"dropout": 0.1, "lr": 0.02}
+    assert errors == []
 
 
 def test_study_swept_values_and_order(tmp_path: Path) -> None:

@@ -204,12 +204,28 @@ def test_newest_trainer_state(tmp_path: Path) -> None:
     (tmp_path / "checkpoint-x").mkdir()
     assert newest_trainer_state(tmp_path) == tmp_path / "checkpoint-1000" / "trainer_state.json"
     top = tmp_path / "trainer_state.json"
-    top.write_text(state(train_entries(1, 2)))
+    top.write_text(state(train_entries(1, 900)))  # global_step 899: behind checkpoint-1000
     old = (tmp_path / "checkpoint-1000" / "trainer_state.json").stat().st_mtime
-    os.utime(top, (old - 100, old - 100))  # a previous run's leftover
+    os.utime(top, (old + 100, old + 100))  # touched later: file times decide nothing
     assert newest_trainer_state(tmp_path) == tmp_path / "checkpoint-1000" / "trainer_state.json"
-    os.utime(top, (old + 100, old + 100))
+    top.write_text(state(train_entries(1, 1001)))  # global_step 1000: a tie, the top wins
+    os.utime(top, (old - 100, old - 100))
     assert newest_trainer_state(tmp_path) == top
+
+
+def test_newest_state_is_the_highest_global_step_last_checkpoint_included(tmp_path: Path) -> None:
+    """issue 15: a touched older checkpoint made the last steps vanish; last-checkpoint/ (the
+    hub strategy's copy) is a checkpoint like the others."""
+    (tmp_path / "checkpoint-10").mkdir()
+    (tmp_path / "checkpoint-10" / "trainer_state.json").write_text(state(train_entries(1, 11)))
+    (tmp_path / "last-checkpoint").mkdir()
+    last = tmp_path / "last-checkpoint" / "trainer_state.json"
+    last.write_text(state(train_entries(1, 21)))
+    os.utime(last, (1, 1))
+    assert newest_trainer_state(tmp_path) == last
+    reader = HFTrainerStateReader(tmp_path)
+    got = reader.read()
+    assert int(got.batch.steps[-1]) == 20
 
 
 def test_trial_params_in_state_meta(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ torch.utils.tensorboard's `loss_val/`, tensorboardX's `loss/val/`), the folder d
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 
 CANONICAL = ("loss", "val_loss", "grad_norm", "lr", "clipped")
@@ -79,6 +80,17 @@ DEFAULT_ALIASES: dict[str, tuple[str, ...]] = {
     "clipped": ("clipped", "grad_clipped", "train/clipped", "clip_fraction"),
 }
 
+# Second-tier names (issue 15): a run's training / validation loss under a name that is only
+# sometimes THE loss. detectron2 logs `total_loss` beside its parts (loss_cls, loss_box_reg);
+# TRL / fairseq-style loops log `train/nll_loss`; Hugging Face names per-dataset evaluation
+# losses `eval_<name>_loss`. Each is kept under its own name; where a run logs no first-tier
+# name for the metric, the workspace also reads one of them as the metric itself (see
+# `fallback_canonical` and workspace._add_fallbacks, which says which one is chosen).
+_FALLBACK_LOSS = re.compile(r"^(?:(?P<pre>[\w.\-]+)/)?(?:total_loss|nll_loss|total/loss)$", re.I)
+_FALLBACK_VAL = re.compile(
+    r"^(?:eval|val|valid|validation|test)(?:_|/)(?P<name>[\w.\-]+?)(?:_|/)loss$", re.I
+)
+
 # Folder names that say which split a tag belongs to.
 VAL_FOLDERS = frozenset({"val", "valid", "validation", "eval", "evaluation", "test", "dev"})
 TRAIN_FOLDERS = frozenset({"train", "training"})
@@ -95,6 +107,20 @@ def split_of(folder_parts: Sequence[str]) -> str | None:
         if low in TRAIN_FOLDERS or tail in TRAIN_FOLDERS:
             return "train"
     return None
+
+
+def fallback_canonical(name: str) -> str | None:
+    """`loss` or `val_loss` when `name` is a second-tier name for it, else None.
+
+    `total_loss`, `nll_loss`, `train/nll_loss`, `<anything>/total_loss` -> loss (a val-ish
+    prefix, `eval/nll_loss`, -> val_loss); `eval_<name>_loss`, `eval/<name>_loss`,
+    `val_<name>_loss` -> val_loss. Not `eval_loss` itself: that is first-tier.
+    """
+    m = _FALLBACK_LOSS.match(name)
+    if m is not None:
+        pre = (m.group("pre") or "").lower()
+        return "val_loss" if split_of((pre,)) == "val" else "loss"
+    return "val_loss" if _FALLBACK_VAL.match(name) else None
 
 
 class AliasTable:

@@ -16,7 +16,10 @@ mean over the whole run): it is not a point (DESIGN.md). The file's other top-le
 The reader can follow either one file or a Trainer output folder: given a folder, each read
 opens the newest `checkpoint-N/trainer_state.json` (see `newest_trainer_state`); since each
 checkpoint's history is a prefix of the next one's, moving to a newer checkpoint returns only
-the new entries.
+the new entries. "Newest" is the highest `global_step`, never the latest file time: a copied or
+touched old checkpoint must not hide the last steps (issue 15).
+
+Files are opened through safe_io (no FIFO, device or symlink; `MAX_STATE_BYTES` cap).
 """
 
 from __future__ import annotations
@@ -24,18 +27,50 @@ from __future__ import annotations
 import json
 import os
 import re
-import stat
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from tui.logs.reader import ReadResult
+from tui.logs.safe_io import UnsafeFile, open_regular, read_small
+from tui.logs.sniff import LFS_MESSAGE, is_lfs_pointer
 from tui.logs.values import ErrorLog, StepFiller, build_batch, columns_from_dicts
 
 STATE_FILE = "trainer_state.json"
 _CHECKPOINT = re.compile(r"checkpoint-(\d+)")
-_MAX_STATE_BYTES = 256 << 20  # a trainer_state.json beyond this is refused, not loaded
+LAST_CHECKPOINT = "last-checkpoint"  # push_to_hub(hub_strategy="checkpoint") keeps one here
+MAX_STATE_BYTES = 256 << 20  # a trainer_state.json beyond this is refused, not loaded
+_MAX_STATE_BYTES = MAX_STATE_BYTES
+# TrainerState.save_to_json sorts its keys: global_step comes before log_history, within the
+# first few hundred bytes
+_GLOBAL_STEP = re.compile(rb'"global_step"\s*:\s*(\d+)')
+_HEAD = 16 * 1024
+_step_cache: dict[tuple[str, int, int, int], int | None] = {}
+
+
+def state_global_step(path: str | os.PathLike[str]) -> int | None:
+    """A trainer_state.json's `global_step`, from its head (cached by inode, size and mtime;
+    None when the file cannot be read or does not say)."""
+    try:
+        fd, st = open_regular(path)
+    except UnsafeFile:
+        return None
+    try:
+        key = (os.fspath(path), st.st_ino, st.st_size, st.st_mtime_ns)
+        if key in _step_cache:
+            return _step_cache[key]
+        head = os.read(fd, _HEAD)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    m = _GLOBAL_STEP.search(head)
+    step = int(m.group(1)) if m else None
+    if len(_step_cache) > 10_000:
+        _step_cache.clear()
+    _step_cache[key] = step
+    return step
 
 
 def checkpoint_states(folder: str | os.PathLike[str]) -> list[tuple[int, Path]]:
@@ -60,23 +95,31 @@ def checkpoint_states(folder: str | os.PathLike[str]) -> list[tuple[int, Path]]:
 
 
 def newest_trainer_state(folder: str | os.PathLike[str]) -> Path | None:
-    """The trainer_state.json that holds the most of a Trainer output folder's history.
-
-    That is the largest N of `checkpoint-N/` (N is the global step). The folder's own
-    trainer_state.json (written by `trainer.save_state()` at the end) wins when it is at least
-    as new as that checkpoint's: it then also holds the steps after the last checkpoint. An
-    older one is a previous run's leftover in a reused output folder.
-    """
+    """The trainer_state.json that holds the most of a Trainer output folder's history: the
+    highest `global_step` among `checkpoint-N/` (N is its global step), `last-checkpoint/`
+    and the folder's own file (written by `trainer.save_state()` at the end). On a tie the
+    folder's own file wins (it is written last), then last-checkpoint/."""
     folder = Path(folder)
     checkpoints = checkpoint_states(folder)
-    top = folder / STATE_FILE
-    newest = checkpoints[-1][1] if checkpoints else None
-    try:
-        st = top.stat()  # one stat: whether it is a file and how new (this runs every poll)
-        if stat.S_ISREG(st.st_mode) and (newest is None or st.st_mtime >= newest.stat().st_mtime):
-            return top
-    except OSError:
-        pass
+    best: tuple[int, int] | None = None
+    newest: Path | None = None
+    if checkpoints:
+        best, newest = (checkpoints[-1][0], 0), checkpoints[-1][1]
+    for rank, path in ((1, folder / LAST_CHECKPOINT / STATE_FILE), (2, folder / STATE_FILE)):
+        step = state_global_step(path)
+        if step is None:
+            continue
+        if best is None or (step, rank) > best:
+            best, newest = (step, rank), path
+    if newest is None:
+        # a file that does not say its step (or is still being written) is still the one
+        for path in (folder / STATE_FILE, folder / LAST_CHECKPOINT / STATE_FILE):
+            try:
+                fd, _ = open_regular(path)
+            except UnsafeFile:
+                continue
+            os.close(fd)
+            return path
     return newest
 
 
@@ -137,10 +180,13 @@ class HFTrainerStateReader:
             self._seen = sig
             return self._fail(errors, f"{file.name}: {st.st_size} bytes, too large to load")
         try:
-            with open(file, "rb") as fh:
-                raw = fh.read()
-        except OSError as exc:
-            return self._fail(errors, f"{file.name}: {exc.strerror or 'cannot be read'}")
+            raw = read_small(file, _MAX_STATE_BYTES)
+        except UnsafeFile as exc:
+            self._seen = sig
+            return self._fail(errors, f"{file.name}: {exc.reason}")
+        if is_lfs_pointer(raw):
+            self._seen = sig
+            return self._fail(errors, f"{file.name}: {LFS_MESSAGE}")
         state = _parse(raw)
         if not isinstance(state, dict) or not isinstance(state.get("log_history"), list):
             # empty or half-written (the Trainer writes in place): keep the last good copy and
@@ -185,7 +231,7 @@ def _parse(raw: bytes) -> Any:
         pass
     try:
         return json.loads(raw)  # Python's json writes NaN / Infinity, which orjson refuses
-    except (ValueError, RecursionError):
+    except (ValueError, RecursionError, MemoryError):
         return None
 
 

@@ -6,11 +6,20 @@ trainer_state.json's `trial_params`; then `key=value` parts of the folder name, 
 `key_number` / `key-number` parts whose key is a known hyperparameter name. Identifiers, paths
 and timestamps are never hyperparameters. YAML is read with the safe loader only: nothing read
 from a log is ever executed.
+
+Issue 15: a model's config.json (architectures, vocab_size, token ids, hidden sizes: what
+`save_pretrained` writes into an HF output folder) describes the model, not the run, and is
+not read as hyperparameters (`is_model_config`). A YAML tag the safe loader may not construct
+(`!!python/object`, `!!python/tuple`, a numpy scalar) costs only that value: a SafeLoader
+subclass reads such a node as its plain value (a scalar's text, a sequence's items) or None
+(a mapping: an object's state), and the file's plain scalars are kept. A Ray Tune trial's
+params.json is its configuration (nested keys flattened `a.b`); its params.pkl is never opened.
+Every file is read through safe_io (regular files only, 1 MiB cap): a FIFO, a 10,000-deep
+nesting or a symlink costs only that file, as an `errors` entry.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping
@@ -18,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from tui.logs.safe_io import UnsafeFile, load_json, read_small
 
 # canonical name <- names that mean it (DESIGN.md)
 HPARAM_ALIASES: dict[str, tuple[str, ...]] = {
@@ -140,6 +151,7 @@ def from_folder_name(name: str) -> dict[str, Any]:
     """`lr=0.001,bs=64`, `lr_0.001`, `bs-64`: hyperparameters a folder name holds."""
     out: dict[str, Any] = {}
     rest = []
+    name = _RAY_SUFFIX.sub("", _RAY_PREFIX.sub("", name))
     for part in re.split(r"[,\s]+", name):
         if "=" in part:
             key, _, value = part.partition("=")
@@ -160,9 +172,88 @@ def from_folder_name(name: str) -> dict[str, Any]:
     return out
 
 
-def _load_json(path: Path) -> Any:
-    with open(path, "rb") as fh:
-        return json.loads(fh.read(4 * 1024 * 1024))
+# keys that only a model's configuration holds (transformers' PretrainedConfig.to_json_file)
+_MODEL_MARKERS = frozenset({"architectures", "model_type", "transformers_version"})
+_MODEL_SIZES = frozenset(
+    {
+        "vocab_size",
+        "hidden_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "intermediate_size",
+        "max_position_embeddings",
+        "bos_token_id",
+        "eos_token_id",
+        "pad_token_id",
+        "torch_dtype",
+        "n_embd",
+        "n_layer",
+        "n_head",
+        "d_model",
+    }
+)
+
+
+def is_model_config(data: Mapping[str, Any]) -> bool:
+    """A model's config.json, not a run's: a transformers marker key, or several of the
+    size / token-id keys a model config holds."""
+    keys = {str(k) for k in data}
+    return bool(keys & _MODEL_MARKERS) or len(keys & _MODEL_SIZES) >= 3
+
+
+class _PlainLoader(yaml.SafeLoader):
+    """SafeLoader that never constructs objects: a tag it does not know reads as the node's
+    plain value (a scalar's text, a sequence's items) or None (a mapping)."""
+
+
+def _plain(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.ScalarNode):
+        return loader.construct_scalar(node)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    return None
+
+
+def _plain_tag(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    return _plain(loader, "", node)
+
+
+_PlainLoader.add_multi_constructor("!", _plain)
+_PlainLoader.add_multi_constructor("tag:", _plain)
+_PlainLoader.add_constructor(None, _plain_tag)
+
+
+def load_yaml(path: Path) -> Any:
+    """A YAML file found in a tree, read as data only (see _PlainLoader)."""
+    data = read_small(path)
+    try:
+        return yaml.load(data, Loader=_PlainLoader)  # a SafeLoader subclass: no objects
+    except RecursionError:
+        raise UnsafeFile(path, "nested too deeply to parse: not read") from None
+    except MemoryError:
+        raise UnsafeFile(path, "too large to parse: not read") from None
+    except yaml.YAMLError as exc:
+        raise UnsafeFile(path, f"not valid YAML ({str(exc).splitlines()[0]})") from None
+
+
+def _flatten(data: Mapping[str, Any], prefix: str = "", depth: int = 0) -> dict[str, Any]:
+    """Nested mappings as dotted keys (a Ray Tune params.json), two levels at most."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and depth < 2:
+            out.update(_flatten(value, f"{name}.", depth + 1))
+        else:
+            out[name] = value
+    return out
+
+
+# Ray Tune trial folders: <trainable>_<trial id>_<index>_<k>=<v>,<k>=<v>_<YYYY-mm-dd_HH-MM-SS>
+_RAY_PREFIX = re.compile(r"^.+?_[0-9a-f]{5}_\d{5}_\d+_(?=[^=]+=)")
+_RAY_SUFFIX = re.compile(r"_\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}$")
+
+
+CONFIG_FILES = ("config.json", "hparams.json", "hparams.yaml", "params.json")
 
 
 def read_hparams(
@@ -170,8 +261,10 @@ def read_hparams(
     run_json: Mapping[str, Any] | None = None,
     trainer_state: Mapping[str, Any] | None = None,
     errors: list[tuple[str, str]] | None = None,
+    extra: list[Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """All hyperparameters of a run folder, merged in DESIGN.md's order."""
+    """All hyperparameters of a run folder, merged in DESIGN.md's order. `extra`: more
+    config-file-level sources (add_hparams event files), merged after the files."""
     merged: dict[str, Any] = {}
 
     def add(values: Mapping[str, Any]) -> None:
@@ -185,22 +278,25 @@ def read_hparams(
         for key in ("max_train_steps",):
             if key in run_json:
                 add({key: run_json[key]})
-    for fname in ("config.json", "hparams.json", "hparams.yaml"):
+    for fname in CONFIG_FILES:
         path = folder / fname
-        if not path.is_file():
-            continue
         try:
-            if fname.endswith(".yaml"):
-                with open(path, "rb") as fh:
-                    data = yaml.safe_load(fh.read(4 * 1024 * 1024))
-            else:
-                data = _load_json(path)
-        except (OSError, ValueError, yaml.YAMLError) as exc:
+            if not path.exists() and not path.is_symlink():
+                continue
+            data = load_yaml(path) if fname.endswith(".yaml") else load_json(path)
+        except UnsafeFile as exc:
             if errors is not None:
-                errors.append((str(path), f"cannot read hyperparameters: {exc}"))
+                errors.append((str(path), f"cannot read hyperparameters: {exc.reason}"))
             continue
-        if isinstance(data, Mapping):
-            add(data)
+        except OSError as exc:
+            if errors is not None:
+                errors.append((str(path), f"cannot read hyperparameters: {exc.strerror}"))
+            continue
+        if not isinstance(data, Mapping):
+            continue
+        if fname == "config.json" and is_model_config(data):
+            continue  # the model's architecture, not the run's hyperparameters
+        add(_flatten(data) if fname == "params.json" else data)
     if trainer_state is not None:
         tp = trainer_state.get("trial_params")
         if isinstance(tp, Mapping):
@@ -208,5 +304,7 @@ def read_hparams(
         ms = trainer_state.get("max_steps")
         if isinstance(ms, int) and ms > 0:
             add({"max_train_steps": ms})
+    for values in extra or ():
+        add(values)
     add(from_folder_name(folder.name))
     return merged

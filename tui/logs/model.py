@@ -5,6 +5,7 @@ Discovery fills these; detectors, `tunetop check` and the app read them.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,15 +23,21 @@ class Run:
     run_json: dict[str, Any] | None = None  # the runner's run.json, when there is one
     errors: list[str] = field(default_factory=list)
     last_write: float | None = None  # Unix time of the last new point or file change seen
+    # canonical metric -> the file's own name it was read from, where that is a second-tier
+    # name (aliases.fallback_canonical): {"val_loss": "eval_mmlu_loss"}; `best` names it
+    metric_sources: dict[str, str] = field(default_factory=dict)
 
     @property
     def status(self) -> str | None:
         """The runner's status (running, finished, diverged, failed, stopped), if known."""
-        return None if self.run_json is None else self.run_json.get("status")
+        value = None if self.run_json is None else self.run_json.get("status")
+        return value if isinstance(value, str) else None
 
     @property
     def remedy(self) -> dict[str, Any] | None:
-        return None if self.run_json is None else self.run_json.get("remedy")
+        # only an object is a remedy record: `"remedy": "s"` in a planted run.json is nothing
+        value = None if self.run_json is None else self.run_json.get("remedy")
+        return value if isinstance(value, dict) else None
 
     @property
     def total_steps(self) -> int:
@@ -38,10 +45,10 @@ class Run:
         hyperparameters, else its last step + 1 (DESIGN.md)."""
         if self.run_json is not None:
             value = self.run_json.get("total_steps")
-            if isinstance(value, int | float) and value > 0:
+            if _positive(value):
                 return int(value)
         value = self.hparams.get("max_train_steps")
-        if isinstance(value, int | float) and value > 0:
+        if _positive(value):
             return int(value)
         last = self.store.last_step
         return (last + 1) if last is not None else 0
@@ -49,6 +56,16 @@ class Run:
     @property
     def max_step(self) -> int | None:
         return self.store.last_step
+
+
+def _positive(value: Any) -> bool:
+    """A usable planned length: a finite number >= 1 (`Infinity` in a file is not one)."""
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and 1 <= value < 2**62
+    )
 
 
 @dataclass

@@ -25,7 +25,18 @@ import pyarrow.compute as pc
 
 from tui.logs.batch import Column, ColumnBatch, concat_columns
 
-STEP_KEYS: tuple[str, ...] = ("step", "global_step", "iteration", "trainer/global_step")
+# first present wins, row by row: `iter` / `iters` (nanoGPT-style loops, mmengine),
+# `current_steps` (LLaMA-Factory's trainer_log.jsonl), `training_iteration` (Ray Tune)
+STEP_KEYS: tuple[str, ...] = (
+    "step",
+    "global_step",
+    "iteration",
+    "trainer/global_step",
+    "iter",
+    "iters",
+    "current_steps",
+    "training_iteration",
+)
 TIME_KEYS: tuple[str, ...] = ("time", "timestamp", "wall_time", "_timestamp")
 _SPECIAL = frozenset(STEP_KEYS + TIME_KEYS)
 

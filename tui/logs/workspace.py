@@ -6,6 +6,17 @@ known files gained. Both are meant for ONE worker thread (the app's) or a plain 
 
 Data flows one way (DESIGN.md): files -> readers -> run stores. Names are mapped onto the
 canonical metric names here, where the file's place in the run folder is known.
+
+Second-tier names (issue 15, aliases.fallback_canonical: `total_loss`, `train/nll_loss`,
+`eval_<name>_loss`) are kept under their own names; where a run logs no first-tier name for
+`loss` or `val_loss`, one of them is also read as that metric, and `Run.metric_sources` says
+which. The rule that picks it: the first such series the source logged (several in the same
+read: the alphabetically first); once picked it stays, so the series never switches source.
+So an HF run with `eval_mmlu_loss` and `eval_gsm8k_loss` and no `eval_loss` reads
+`eval_gsm8k_loss` as its val_loss, and `best` names it.
+
+run.json, config files and trainer_state.json are read through safe_io; a malformed one costs
+only itself (runjson.py).
 """
 
 from __future__ import annotations
@@ -13,22 +24,32 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from tui.config import Config
-from tui.logs.aliases import AliasTable
-from tui.logs.discovery import LogFile, RunLayout, find_runs
+from tui.logs.aliases import AliasTable, fallback_canonical
+from tui.logs.batch import ColumnBatch
+from tui.logs.discovery import LogFile, RunLayout, find_runs, is_hparams_folder
 from tui.logs.hparams import read_hparams
 from tui.logs.model import Run, Study
 from tui.logs.reader import Reader
+from tui.logs.runjson import read_run_json
+from tui.logs.safe_io import UnsafeFile, load_json
+from tui.logs.studies import is_study
 
 MAX_ERRORS = 1000  # errors kept; the oldest go first
 # an HF output folder's one reader is keyed <folder>/trainer_state.json (hf_state.STATE_FILE,
 # not imported here: that module is loaded only when a run needs it)
 _HF_STATE = "trainer_state.json"
+_MAX_STATE_BYTES = 256 << 20  # hf_state.MAX_STATE_BYTES (not imported here, as above)
+_FALLBACK_TARGETS = ("loss", "val_loss")
+_PLANNED = "total_steps"
 
 
 def make_reader(log: LogFile) -> Reader:
@@ -86,25 +107,51 @@ class _Source:
     log: LogFile
     reader: Reader
     names: dict[str, str] = field(default_factory=dict)
+    fallback: dict[str, str] = field(default_factory=dict)  # canonical -> series it copies
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
+def _read_state_meta(path: Path) -> dict[str, Any] | None:
+    """trainer_state.json for its trial_params / max_steps; its reader reports its errors."""
     try:
-        with open(path, "rb") as fh:
-            data = json.loads(fh.read(16 * 1024 * 1024))
-    except (OSError, ValueError):
+        data = load_json(path, _MAX_STATE_BYTES)
+    except (UnsafeFile, OSError):
         return None
     return data if isinstance(data, dict) else None
 
 
 def _is_scalar_subfolder(log: LogFile) -> bool:
-    """An add_scalars subfolder (`lr_group0/`): its folder name tells series apart."""
+    """An add_scalars subfolder (`lr_group0/`): its folder name tells series apart. Not an
+    add_hparams folder (`1700000000.12/`): its metrics keep their own names."""
     return (
         log.format == "tfevents"
         and bool(log.parts)
         and log.parts[0] != "runs"
         and not log.parts[0].startswith("checkpoint-")
+        and not is_hparams_folder(log.parts[-1])
     )
+
+
+def _is_main_events(log: LogFile) -> bool:
+    """An event file of the run itself: in its folder or a HF runs/<date_host>/ (not an
+    add_scalars / Keras / add_hparams subfolder, whose series are their own)."""
+    return not log.parts or (len(log.parts) == 2 and log.parts[0] == "runs")
+
+
+_EVENT_TIME = re.compile(r"tfevents\.(\d+)")
+
+
+def _made_order(log: LogFile) -> tuple[int, str]:
+    """Event files by the Unix time in their name (`events.out.tfevents.<time>.<host>...`)."""
+    m = _EVENT_TIME.search(log.path.name)
+    return (int(m.group(1)) if m else 0, log.path.name)
+
+
+def _hparams_files(layout: RunLayout) -> list[Path]:
+    return [
+        f.path
+        for f in layout.files
+        if f.format == "tfevents" and f.parts and is_hparams_folder(f.parts[-1])
+    ]
 
 
 class Workspace:
@@ -120,6 +167,7 @@ class Workspace:
         self._error_keys: set[tuple[str, str]] = set()
         self._prefixes = self._root_prefixes()
         self._run_root: dict[str, int] = {}  # run id -> index of the root it was found under
+        self._hparams_changed = False  # a read taught a run's planned length
 
     # -- naming ------------------------------------------------------------------------
     def _root_prefixes(self) -> list[str]:
@@ -197,27 +245,39 @@ class Workspace:
             self._group_studies()
             changes.studies_changed = True
         changes.merge(self.poll())
+        if self._hparams_changed:
+            self._hparams_changed = False
+            self._group_studies()
+            changes.studies_changed = True
         return changes
 
     def _add_layout(self, root_index: int, layout: RunLayout, changes: Changes) -> None:
         run_id = self._run_id(root_index, layout.folder)
         run = self.runs.get(run_id)
         if run is None:
-            run_json = _read_json(layout.folder / "run.json")
+            errs: list[tuple[str, str]] = []
+            run_json, run_json_errors = read_run_json(layout.folder)
+            errs += run_json_errors
             trainer_state = None
             for log in layout.files:
                 if log.format == "hf_trainer_state":
-                    trainer_state = _read_json(log.path)
-            errs: list[tuple[str, str]] = []
-            hparams = read_hparams(layout.folder, run_json, trainer_state, errs)
+                    trainer_state = _read_state_meta(log.path)
+            from tui.logs.tb_hparams import hparams_of_files
+
+            extra = hparams_of_files(_hparams_files(layout), errs)
+            hparams = read_hparams(layout.folder, run_json, trainer_state, errs, extra)
             for p, m in errs:
                 self._error(p, m, changes)
             run = Run(run_id, layout.folder, layout.format, hparams, run_json=run_json)
             self.runs[run_id] = run
             self._run_root[run_id] = root_index
             changes.new_runs.append(run_id)
-            self._note_run_json(run)
-        for log in layout.files:
+            self._note_run_json(run, changes)
+        files = sorted(
+            layout.files,
+            key=lambda f: (0, *_made_order(f)) if f.format == "tfevents" else (1, 0, ""),
+        )
+        for log in files:
             key = log.path
             if log.format == "hf_trainer_state":
                 # one reader per output folder: it follows the newest checkpoint-N's state
@@ -237,6 +297,14 @@ class Workspace:
             ):
                 # where both hold a series, the event file is read, being live (DESIGN.md)
                 run.store.source_priority[self._source_key(log)] = -1
+            elif (
+                log.format == "jsonl"
+                and log.path.suffix == ".json"
+                and any(f.format == "tfevents" and f.parts == log.parts for f in layout.files)
+            ):
+                # detectron2 writes the same scalars to metrics.json and to the event file
+                # beside it: each point counted once, from the event file
+                run.store.source_priority[self._source_key(log)] = -1
         if run.format != layout.format:
             run.format = layout.format
 
@@ -244,10 +312,17 @@ class Workspace:
         # all trainer_state files of a run are one source: each is a prefix of the next
         if log.format == "hf_trainer_state":
             return "hf_trainer_state"
+        if log.format == "tfevents" and _is_main_events(log):
+            # a restarted or resumed run writes a new event file beside the old ones (and
+            # HF a new runs/<date_host>/): one source, read in the order the files were
+            # made, so the step going back at a new file's start is a restart that
+            # supersedes the old file's points from there, as within one file
+            return "tfevents"
         return str(log.path)
 
     def _group_studies(self) -> None:
-        """A study is the set of runs directly under one folder (two or more)."""
+        """A study is the set of runs directly under one folder (two or more) that share one
+        configuration except the swept keys (studies.is_study)."""
         by_parent: dict[tuple[int, Path], list[Run]] = {}
         for run in self.runs.values():
             i = self._run_root[run.id]
@@ -255,7 +330,7 @@ class Workspace:
                 by_parent.setdefault((i, run.path.parent), []).append(run)
         studies: dict[str, Study] = {}
         for (i, parent), runs in by_parent.items():
-            if len(runs) < 2:
+            if not is_study(runs):
                 continue
             study_id = self._run_id(i, parent)
             studies[study_id] = make_study(study_id, parent, runs)
@@ -299,11 +374,14 @@ class Workspace:
             batch = result.batch
             if len(batch) == 0:
                 continue
+            if src.log.format == "jsonl" and _PLANNED in batch.columns:
+                batch = self._note_planned_length(run, batch)
             names = src.names
             for raw in batch.columns:
                 if raw not in names:
                     names[raw] = self.metric_name(raw, src.log)
-            added = run.store.append(batch.rename(names), self._source_key(src.log))
+            renamed = self._add_fallbacks(run, src, batch.rename(names))
+            added = run.store.append(renamed, self._source_key(src.log))
             if added:
                 changes.updated[run.id] = changes.updated.get(run.id, 0) + added
                 run.last_write = time.time()
@@ -313,11 +391,48 @@ class Workspace:
             folders = {Path(p).parent for p in paths if Path(p).name == "run.json"}
             runs = [r for r in self.runs.values() if r.path in folders]
         for run in runs:
-            if self._note_run_json(run):
+            if self._note_run_json(run, changes):
                 changes.status_changed.append(run.id)
         return changes
 
-    def _note_run_json(self, run: Run) -> bool:
+    def _note_planned_length(self, run: Run, batch: ColumnBatch) -> ColumnBatch:
+        """A `total_steps` field on every record (LLaMA-Factory's trainer_log.jsonl) is the
+        run's planned length (max_train_steps, DESIGN.md's alias), not a metric."""
+        col = batch.columns[_PLANNED]
+        values = col.values if col.present is None else col.values[col.present]
+        finite = values[np.isfinite(values)] if len(values) else values
+        if len(finite) and 0 < finite[-1] < 2**62 and "max_train_steps" not in run.hparams:
+            run.hparams["max_train_steps"] = int(finite[-1])
+            self._hparams_changed = True  # studies' swept keys are recomputed
+        rest = {k: v for k, v in batch.columns.items() if k != _PLANNED}
+        return ColumnBatch(batch.steps, batch.times, rest)
+
+    def _add_fallbacks(self, run: Run, src: _Source, batch: ColumnBatch) -> ColumnBatch:
+        """`loss` / `val_loss` copied from a second-tier series where the run logs no
+        first-tier name for them (the module docstring says which one is picked)."""
+        extra = {}
+        for canon in _FALLBACK_TARGETS:
+            chosen = src.fallback.get(canon)
+            if chosen is None:
+                if canon in batch.columns or canon in src.names.values():
+                    continue  # a first-tier name of this source
+                if canon not in run.metric_sources and run.store.has(canon):
+                    continue  # another source of the run logs it under a first-tier name
+                candidates = sorted(n for n in batch.columns if fallback_canonical(n) == canon)
+                if not candidates:
+                    continue
+                known = run.metric_sources.get(canon)
+                chosen = known if known in candidates else candidates[0]
+                src.fallback[canon] = chosen
+                run.metric_sources.setdefault(canon, chosen)
+            col = batch.columns.get(chosen)
+            if col is not None and canon not in batch.columns:
+                extra[canon] = col
+        if not extra:
+            return batch
+        return ColumnBatch(batch.steps, batch.times, {**batch.columns, **extra})
+
+    def _note_run_json(self, run: Run, changes: Changes | None = None) -> bool:
         """Re-read the runner's run.json when it changed (its status, exit code)."""
         path = run.path / "run.json"
         try:
@@ -327,7 +442,10 @@ class Workspace:
         if self._run_json_mtime.get(run.id) == mtime:
             return False
         self._run_json_mtime[run.id] = mtime
-        data = _read_json(path)
+        data, errs = read_run_json(run.path)
+        if changes is not None:
+            for p, m in errs:
+                self._error(p, m, changes)
         if data is None:
             return False
         changed = data != run.run_json
