@@ -186,3 +186,16 @@ class EpisodeTracker:
             wait = max(self.quiet, self.echo)
             return self.last_elevated if now - self.last_elevated > wait else None
         return None
+
+
+def noise_sd(values: np.ndarray) -> float:
+    """Robust standard deviation of one point around the series' local trend, from second
+    differences (v[i+1] - 2 v[i] + v[i-1] has sd sqrt(6) sigma for independent noise, and a
+    smooth trend, however steep, contributes next to nothing): 1.4826 x their median absolute
+    value / sqrt(6). Finite values only; 0.0 for fewer than 3."""
+    v = np.asarray(values, np.float64)
+    v = v[np.isfinite(v)]
+    if v.shape[0] < 3:
+        return 0.0
+    d2 = v[2:] - 2.0 * v[1:-1] + v[:-2]
+    return MAD_TO_SIGMA * float(np.median(np.abs(d2))) / math.sqrt(6.0)

@@ -20,7 +20,15 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from tui.diagnose.bestpoint import FINISHED_FRACTION, MIN_EVALS, RunningBest, r3_side
+from tui.diagnose.bestpoint import (
+    FINISHED_FRACTION,
+    MIN_EVALS,
+    RunningBest,
+    flat_since_late_line,
+    r3_side,
+    span_fraction,
+    span_origin,
+)
 from tui.diagnose.divergence import DivergenceDetector
 from tui.diagnose.early_rise import EARLY, EarlyRiseDetector
 from tui.diagnose.findings import Finding
@@ -33,6 +41,8 @@ from tui.diagnose.gradnorm import (
     p90,
 )
 from tui.diagnose.instability import InstabilityDetector
+from tui.diagnose.learning import NotLearning, logs_reward, not_learning, num_classes_of
+from tui.diagnose.overfit import Overfit, overfitting
 from tui.diagnose.schedule_check import DropTracker, finding_from_drops
 from tui.diagnose.spikes import GRAD_OUTLIER, LOSS_SPIKE, Jump, JumpDetector
 from tui.diagnose.warmup import RampTracker, warmup_from_hparams, warmup_severity
@@ -141,6 +151,8 @@ class RunDetectors:
         self._max_step: int | None = None
         self._stats: dict[str, Any] | None = None  # the last clip statistics, and ...
         self._stats_n = 0  # ... the grad_norm + clipped points they counted
+        self._slow: tuple[NotLearning | None, Overfit | None] = (None, None)
+        self._slow_n = 0  # loss + val_loss points the whole-series verdicts counted
 
     def set_total_steps(self, n: int) -> None:
         """The planned length became known (or changed): fractions and phases use it from the
@@ -387,81 +399,205 @@ class RunDetectors:
                     },
                 )
             )
+        # R5/R4 not learning, R1 overfitting: whole-series verdicts
+        stuck, over = self._whole_series_verdicts(total)
+        if stuck is not None:
+            out.append(self._not_learning_finding(stuck))
+        if over is not None:
+            out.append(self._overfitting_finding(over))
         # R3 best step (validation only: the training loss' best is its end in any healthy run)
-        b = self.best_val
-        last = self._max_step
-        if (
-            b.step is not None
-            and b.count >= MIN_EVALS
-            and total
-            and last is not None
-            and last + 1 >= FINISHED_FRACTION * total
-        ):
-            fraction = (b.step + 1) / total
-            side = r3_side(fraction)
-            if side is not None:
-                advice = (
-                    "max_train_steps is likely too high"
-                    if side == "early"
-                    else "it would likely benefit from training longer (and re-tuning the decay)"
-                )
-                msg = (
-                    f"best val_loss {_g(b.value)} at step {b.step}, {fraction:.0%} of "
-                    f"{total} steps — R3: {advice}"
-                )
-                out.append(
-                    _finding(
-                        f"best_step_{side}",
-                        msg,
-                        b.step,
-                        {
-                            "metric": "val_loss",
-                            "value": b.value,
-                            "fraction": fraction,
-                            "total_steps": total,
-                        },
-                    )
-                )
+        out += self._r3_findings(total, learned=stuck is None)
         # R21 warmup share. A warmup-study trial (R18/R19: warmup W, constant 2W, no base
         # schedule: max_train_steps 0) is all warmup by design; R19 already bounds its W by the
         # baseline's max_train_steps, so its share says nothing.
         mts = self.hparams.get("max_train_steps")
         warmup_trial = isinstance(mts, int | float) and not isinstance(mts, bool) and mts == 0
         if total and not warmup_trial:
-            w = warmup_from_hparams(self.hparams, total)
-            source = "hparams"
-            if w is None:
-                ramp = self.ramp.warmup_steps()
-                w, source = (ramp[0], "lr series") if ramp is not None else (None, "")
-            if w is not None:
-                share = w / total
-                sev = warmup_severity(share)
-                if sev is not None:
-                    msg = (
-                        f"warmup of {w:.0f} steps ({source}) is {share:.0%} of {total} total "
-                        f"steps — R21: needing more than 5% warmup suggests increasing "
-                        f"max_train_steps"
-                    )
-                    out.append(
-                        _finding(
-                            "warmup_too_long",
-                            msg,
-                            None,
-                            {
-                                "warmup_steps": w,
-                                "share": round(share, 4),
-                                "total_steps": total,
-                                "source": source,
-                            },
-                            severity=sev,
-                        )
-                    )
+            out += self._warmup_findings(total)
         # R7 hand-made piecewise schedule
         schedule = finding_from_drops(self.drops.drops)
         if schedule is not None:
             out.append(schedule)
         out.sort(key=lambda f: (f.step if f.step is not None else 1 << 62, f.kind))
         return out
+
+    def _whole_series_verdicts(self, total: int) -> tuple[NotLearning | None, Overfit | None]:
+        """not_learning (R5) and overfitting (R1) look at whole series (O(n)): exact up to
+        STATS_EXACT points, then recomputed once the series grew by STATS_GROWTH (amortized
+        O(1) per point), like stats()."""
+        n = self._consumed.get("loss", 0) + self._consumed.get("val_loss", 0)
+        if n == self._slow_n or (n > STATS_EXACT and n < STATS_GROWTH * self._slow_n):
+            return self._slow
+        self._slow_n = n
+        store = self._store
+        stuck = over = None
+        if store is not None and store.has("loss"):
+            loss = store.series("loss")
+            if not logs_reward(store.names()):  # RL: a policy's loss does not measure fit
+                w = self._warmup(total)
+                stuck = not_learning(
+                    loss.steps,
+                    loss.values,
+                    total,
+                    w[0] if w is not None else None,
+                    num_classes_of(self.hparams),
+                )
+            if store.has("val_loss"):
+                val = store.series("val_loss")
+                over = overfitting(val.steps, val.values, loss.steps, loss.values)
+        self._slow = (stuck, over)
+        return self._slow
+
+    def _origin(self) -> int:
+        """Where the run's own span begins (a resumed run's log starts far from 0)."""
+        store = self._store
+        for name in ("loss", "val_loss"):
+            if store is not None and store.has(name):
+                return span_origin(store.series(name).steps)
+        return 0
+
+    def _not_learning_finding(self, nl: NotLearning) -> Finding:
+        if nl.at_chance:
+            seen = (
+                f"loss sits at chance: best level {_g(nl.best_value)} (step {nl.best_step}) vs "
+                f"ln(classes) {_g(nl.chance)}; started at {_g(nl.start_value)}, "
+                f"{_g(nl.last_value)} at step {nl.last_step}"
+            )
+        else:
+            seen = (
+                f"loss never fell meaningfully below its start {_g(nl.start_value)} (step "
+                f"{nl.start_step}): best level {_g(nl.best_value)} at step {nl.best_step}, "
+                f"{_g(nl.last_value)} at step {nl.last_step}, noise sd {_g(nl.noise)}"
+            )
+        msg = (
+            f"{seen} — R5: not learning; try a larger learning rate (widen the search "
+            f"upward) or hunt for a bug (labels, loss, frozen weights); training longer will "
+            f"not help (R4's caveat)"
+        )
+        ev = {
+            "start_value": nl.start_value,
+            "best_value": nl.best_value,
+            "best_step": nl.best_step,
+            "value": nl.last_value,
+            "last_step": nl.last_step,
+            "noise": nl.noise,
+            "points_per_level": nl.width,
+            "chance": nl.chance,
+            "at_chance": nl.at_chance,
+        }
+        return _finding("not_learning", msg, nl.start_step, ev)
+
+    def _overfitting_finding(self, o: Overfit) -> Finding:
+        rise = (o.last_value - o.best_value) / abs(o.best_value) if o.best_value else None
+        pct = f" (+{rise:.0%})" if rise is not None else ""
+        msg = (
+            f"val_loss rose from its best {_g(o.best_value)} at step {o.best_step} to "
+            f"{_g(o.last_value)} at step {o.last_step}{pct} over {o.evals_after} evaluations "
+            f"while the training loss fell {_g(o.train_at_best)} -> {_g(o.train_last)} — R1: "
+            f"overfitting; the result is the step-{o.best_step} checkpoint; regularize, add "
+            f"data or stop earlier"
+        )
+        ev = {
+            "best_step": o.best_step,
+            "best_value": o.best_value,
+            "value": o.last_value,
+            "last_step": o.last_step,
+            "evals_after": o.evals_after,
+            "train_at_best": o.train_at_best,
+            "train_last": o.train_last,
+        }
+        return _finding("overfitting", msg, o.best_step, ev)
+
+    def _r3_findings(self, total: int, learned: bool) -> list[Finding]:
+        """R3 over the run's own span; the late side only on a run that learned (R4's
+        caveat: a run that did not learn peaks at its end for nothing) and whose validation
+        curve still improved after the 75% line (beyond its noise)."""
+        b = self.best_val
+        last = self._max_step
+        if not (
+            b.step is not None
+            and b.count >= MIN_EVALS
+            and total
+            and last is not None
+            and last + 1 >= FINISHED_FRACTION * total
+        ):
+            return []
+        origin = self._origin()
+        if origin >= total:
+            return []
+        fraction = span_fraction(b.step, origin, total)
+        side = r3_side(fraction)
+        if side is None:
+            return []
+        span = f"{total} steps" if origin == 0 else f"steps {origin}-{total} (resumed)"
+        if side == "late":
+            if not learned or self._store is None:
+                return []
+            val = self._store.series("val_loss")
+            flat, gain, _ = flat_since_late_line(val.steps, val.values, origin, total)
+            if flat:
+                return []
+            advice = (
+                f"still improving after the 75% line (by {_g(gain)}): it would likely "
+                f"benefit from training longer (and re-tuning the decay)"
+            )
+        else:
+            advice = "max_train_steps is likely too high"
+        msg = (
+            f"best val_loss {_g(b.value)} at step {b.step}, {fraction:.0%} of {span} — R3: {advice}"
+        )
+        ev = {
+            "metric": "val_loss",
+            "value": b.value,
+            "fraction": fraction,
+            "total_steps": total,
+            "origin": origin,
+        }
+        return [_finding(f"best_step_{side}", msg, b.step, ev)]
+
+    def _warmup(self, total: int) -> tuple[float, str, bool] | None:
+        """(warmup steps, source, finished?) from the hparams, else the LR series' ramp."""
+        if not total:
+            return None
+        w = warmup_from_hparams(self.hparams, total)
+        if w is not None:
+            return w, "hparams", w < total
+        ramp = self.ramp.warmup_steps()
+        if ramp is None:
+            return None
+        # a ramp still rising at the last point "never finishes" only once the run is over
+        # (a live run may still be warming up)
+        ended = self.ramp.last_step + 1 >= FINISHED_FRACTION * total
+        return ramp[0], "lr series", ramp[1] or not ended
+
+    def _warmup_findings(self, total: int) -> list[Finding]:
+        """R21: info over 5% of the total steps; warning over 25%, or when the warmup never
+        finishes (longer than the run, or an LR ramp still rising at the run's end)."""
+        warm = self._warmup(total)
+        if warm is None:
+            return []
+        w, source, finished = warm
+        share = min(w, total) / total
+        sev = warmup_severity(share, finished)
+        if sev is None:
+            return []
+        if finished:
+            what = f"is {share:.0%} of {total} total steps"
+        else:
+            what = f"never finishes: the LR is still rising at the end of the {total} steps"
+        msg = (
+            f"warmup of {w:.0f} steps ({source}) {what} — R21: needing more than 5% warmup "
+            f"suggests increasing max_train_steps"
+            + ("" if finished else "; shorten the warmup so the LR reaches its base value")
+        )
+        ev = {
+            "warmup_steps": w,
+            "share": round(share, 4),
+            "total_steps": total,
+            "source": source,
+            "finished": finished,
+        }
+        return [_finding("warmup_too_long", msg, None, ev, severity=sev)]
 
 
 def diagnose_run(run: Run) -> list[Finding]:

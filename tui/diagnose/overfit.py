@@ -1,0 +1,91 @@
+"""Overfitting (R1): the validation loss has risen for a sustained stretch after its best while
+the training loss kept falling.
+
+The run's result is its retrospective best checkpoint (R1), which now lies behind: the finding
+says where it is and how far the validation loss has climbed since. "Sustained": at least
+MIN_AFTER evaluations after the best, every one of them above it, the latest by more than the
+validation curve's own noise (robust.noise_sd) and at least MIN_RISE of the best value, so that
+a plateau that wobbles is not overfitting. The training loss must have fallen over the same
+stretch (a rise of both is instability, R12, not overfitting). Where the best falls in the
+run does not matter (not only in the first 10%).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from tui.diagnose.robust import noise_sd
+
+MIN_AFTER = 2  # evaluations after the best
+MIN_RISE = 0.02  # the latest at least 2% above the best ...
+Z_RISE = 3.0  # ... and this many noise sd
+TRAIN_FALL = 0.02  # the training loss fell at least 2% over the stretch
+TRAIN_WIDTH = 5  # training points in a level (median)
+
+
+@dataclass(frozen=True)
+class Overfit:
+    best_step: int
+    best_value: float
+    last_step: int
+    last_value: float
+    evals_after: int
+    train_at_best: float  # median training loss around the best step
+    train_last: float  # median of the last training points up to the latest evaluation
+
+
+def _level(steps: np.ndarray, values: np.ndarray, at: int, before: bool) -> float | None:
+    """Median of TRAIN_WIDTH finite training points starting at step `at` (before=False) or
+    ending at it (before=True). O(log n)."""
+    if before:
+        j = int(np.searchsorted(steps, at, side="right"))
+        seg = values[max(0, j - TRAIN_WIDTH) : j]
+    else:
+        i = int(np.searchsorted(steps, at, side="left"))
+        seg = values[i : i + TRAIN_WIDTH]
+    seg = np.asarray(seg, np.float64)
+    seg = seg[np.isfinite(seg)]
+    return float(np.median(seg)) if seg.shape[0] else None
+
+
+def overfitting(
+    val_steps: np.ndarray,
+    val_values: np.ndarray,
+    loss_steps: np.ndarray | None,
+    loss_values: np.ndarray | None,
+) -> Overfit | None:
+    """R1: the verdict, or None. O(validation points + log training points)."""
+    v = np.asarray(val_values, np.float64)
+    s = np.asarray(val_steps)
+    ok = np.isfinite(v)
+    if ok.sum() < MIN_AFTER + 2 or loss_steps is None or loss_values is None:
+        return None
+    v, s = v[ok], s[ok]
+    b = int(np.argmin(v))
+    after = v[b + 1 :]
+    if after.shape[0] < MIN_AFTER:
+        return None
+    best, last = float(v[b]), float(v[-1])
+    margin = max(Z_RISE * noise_sd(v), MIN_RISE * abs(best))
+    if not (last - best > margin and (after > best + 0.5 * margin).all()):
+        return None
+    ls = np.asarray(loss_steps)
+    lv = np.asarray(loss_values, np.float64)
+    at_best = _level(ls, lv, int(s[b]), before=False)
+    at_last = _level(ls, lv, int(s[-1]), before=True)
+    if at_best is None or at_last is None or not math.isfinite(at_best):
+        return None
+    if not at_last < at_best - TRAIN_FALL * abs(at_best):
+        return None  # the training loss did not fall: not overfitting
+    return Overfit(
+        best_step=int(s[b]),
+        best_value=best,
+        last_step=int(s[-1]),
+        last_value=last,
+        evals_after=int(after.shape[0]),
+        train_at_best=at_best,
+        train_last=at_last,
+    )
