@@ -110,7 +110,8 @@ def flat_since_late_line(
 ) -> tuple[bool, float, float]:
     """R3's late side needs the curve to still be improving: (flat, gain, noise), where gain is
     how far the best lies below the lowest value logged before the 75% line of the span, and
-    flat says it is within the curve's noise (or 1% of the best). No point before the line:
+    flat says it is within the curve's noise (second differences over the span's second half)
+    or 1% of the best. No point before the line:
     not flat."""
     v = np.asarray(values, np.float64)
     s = np.asarray(steps)
@@ -121,5 +122,8 @@ def flat_since_late_line(
     if before.shape[0] == 0 or v.shape[0] == 0:
         return False, math.inf, 0.0
     gain = float(before.min() - v.min())
-    sigma = noise_sd(v)
+    # the noise near the end, where the gain is judged: a sparse curve's early bend would
+    # pass for noise in its second differences
+    late = v[s + 1 > origin + 0.5 * (total - origin)]
+    sigma = noise_sd(late if late.shape[0] >= 3 else v)
     return gain <= max(FLAT_Z * sigma, FLAT_REL * abs(float(v.min()))), gain, sigma
