@@ -99,11 +99,35 @@ def test_no_unstable_on_plateau_noise_or_recovering_spike() -> None:
 def test_grad_norm_outlier_one_finding_with_p90() -> None:
     rng = np.random.default_rng(4)
     g = np.exp(0.2 * rng.normal(size=800))
-    g[[300, 500, 501, 700]] = 50.0
+    g[[300, 500, 501, 700]] = [20.0, 50.0, 50.0, 30.0]
     rows = [(i, float(i), {"loss": 1.0, "grad_norm": float(x)}) for i, x in enumerate(g)]
     found = [f for f in diagnose_run(run_of(rows)) if f.kind == "grad_norm_outlier"]
-    assert len(found) == 1 and found[0].step == 300 and found[0].severity == "info"
+    # one finding, naming the worst episode (not the first), counting them all
+    assert len(found) == 1 and found[0].step == 500 and found[0].severity == "info"
     assert found[0].evidence["episodes"] == 3 and found[0].evidence["p90"] > 0
+    assert found[0].evidence["first_step"] == 300 and "worst of 3" in found[0].message
+    # a flat loss: heavy tails, no claim that they explain an instability
+    assert "stayed stable" in found[0].message and "explain" not in found[0].message
+
+
+def test_grad_norm_outlier_links_to_instability_only_where_the_loss_is_unstable() -> None:
+    """R14: outliers explain instability where the loss spikes at or right after them; a
+    grad norm whose level drifts up over the run (an SFT's) is no outlier."""
+    rng = np.random.default_rng(4)
+    n = 800
+    g = np.exp(0.2 * rng.normal(size=n))
+    loss = 0.5 * np.exp(0.03 * rng.normal(size=n))
+    g[500] = 60.0
+    loss[501:503] *= 8.0  # the loss spikes the step after the norm
+    rows = [
+        (i, float(i), {"loss": float(a), "grad_norm": float(x)})
+        for i, (a, x) in enumerate(zip(loss, g, strict=True))
+    ]
+    (f,) = [f for f in diagnose_run(run_of(rows)) if f.kind == "grad_norm_outlier"]
+    assert f.evidence["unstable_steps"] == [501] and "explain the instability" in f.message
+    drift = np.linspace(1.0, 2.5, n) * np.exp(0.1 * rng.normal(size=n))
+    rows = [(i, float(i), {"loss": 1.0, "grad_norm": float(x)}) for i, x in enumerate(drift)]
+    assert "grad_norm_outlier" not in _kinds(rows)
 
 
 def test_clipping_from_hparams_when_not_logged() -> None:

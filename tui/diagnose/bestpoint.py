@@ -88,15 +88,21 @@ class RunningBest:
             self.value, self.step = float(v[i]), int(steps[start + i])
 
 
+def log_interval(steps: np.ndarray) -> int:
+    """The logging interval in steps: the median gap of the first 16 points (1 for fewer
+    than 2)."""
+    s = np.asarray(steps[:16], np.int64)
+    return max(1, int(np.median(np.diff(s)))) if s.shape[0] >= 2 else 1
+
+
 def span_origin(steps: np.ndarray) -> int:
     """Where a run's own span begins: 0, or for a run resumed from a checkpoint whose log
     starts far from 0 (140,749 with points every 10 steps), one logging interval before its
     first point. The interval is the median gap of the first 16 points."""
-    s = np.asarray(steps[:16], np.int64)
-    if s.shape[0] < 2:
+    if len(steps) < 2:
         return 0
-    gap = max(1, int(np.median(np.diff(s))))
-    first = int(s[0])
+    gap = log_interval(steps)
+    first = int(steps[0])
     return first - gap if first > RESUMED_GAPS * gap else 0
 
 

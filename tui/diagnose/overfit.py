@@ -6,7 +6,8 @@ says where it is and how far the validation loss has climbed since. "Sustained":
 MIN_AFTER evaluations after the best, every one of them above it, the latest by more than the
 validation curve's own noise (robust.noise_sd) and at least MIN_RISE of the best value, so that
 a plateau that wobbles is not overfitting. The training loss must have fallen over the same
-stretch (a rise of both is instability, R12, not overfitting). Where the best falls in the
+stretch, at no evaluation standing well above its level at the best (a rise of both is
+instability, R12, not overfitting). Where the best falls in the
 run does not matter (not only in the first 10%).
 """
 
@@ -24,6 +25,7 @@ MIN_RISE = 0.02  # the latest at least 2% above the best ...
 Z_RISE = 3.0  # ... and this many noise sd
 TRAIN_FALL = 0.02  # the training loss fell at least 2% over the stretch
 TRAIN_WIDTH = 5  # training points in a level (median)
+TRAIN_RISE = 0.10  # the training loss never more than 10% above its level at the best
 
 
 @dataclass(frozen=True)
@@ -33,20 +35,15 @@ class Overfit:
     last_step: int
     last_value: float
     evals_after: int
-    train_at_best: float  # median training loss around the best step
+    train_at_best: float  # median of the last training points up to the best step
     train_last: float  # median of the last training points up to the latest evaluation
 
 
-def _level(steps: np.ndarray, values: np.ndarray, at: int, before: bool) -> float | None:
-    """Median of TRAIN_WIDTH finite training points starting at step `at` (before=False) or
-    ending at it (before=True). O(log n)."""
-    if before:
-        j = int(np.searchsorted(steps, at, side="right"))
-        seg = values[max(0, j - TRAIN_WIDTH) : j]
-    else:
-        i = int(np.searchsorted(steps, at, side="left"))
-        seg = values[i : i + TRAIN_WIDTH]
-    seg = np.asarray(seg, np.float64)
+def _level(steps: np.ndarray, values: np.ndarray, at: int) -> float | None:
+    """The training loss as of step `at`: the median of the last TRAIN_WIDTH finite points up
+    to it. O(log n)."""
+    j = int(np.searchsorted(steps, at, side="right"))
+    seg = np.asarray(values[max(0, j - TRAIN_WIDTH) : j], np.float64)
     seg = seg[np.isfinite(seg)]
     return float(np.median(seg)) if seg.shape[0] else None
 
@@ -74,12 +71,18 @@ def overfitting(
         return None
     ls = np.asarray(loss_steps)
     lv = np.asarray(loss_values, np.float64)
-    at_best = _level(ls, lv, int(s[b]), before=False)
-    at_last = _level(ls, lv, int(s[-1]), before=True)
+    at_best = _level(ls, lv, int(s[b]))
+    at_last = _level(ls, lv, int(s[-1]))
     if at_best is None or at_last is None or not math.isfinite(at_best):
         return None
     if not at_last < at_best - TRAIN_FALL * abs(at_best):
         return None  # the training loss did not fall: not overfitting
+    # ... and fell all along: no climb above its level at the best in between (a training
+    # loss that rose with the validation loss and came back is instability, R12)
+    for step in s[b + 1 : -1].tolist():
+        mid = _level(ls, lv, int(step))
+        if mid is not None and mid > at_best + TRAIN_RISE * abs(at_best):
+            return None
     return Overfit(
         best_step=int(s[b]),
         best_value=best,

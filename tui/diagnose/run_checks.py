@@ -25,6 +25,7 @@ from tui.diagnose.bestpoint import (
     MIN_EVALS,
     RunningBest,
     flat_since_late_line,
+    log_interval,
     r3_side,
     span_fraction,
     span_origin,
@@ -52,6 +53,7 @@ from tui.logs.store import RunStore, Series
 METRICS = ("loss", "val_loss", "grad_norm", "lr", "clipped")
 STATS_EXACT = 10_000  # grad_norm + clipped points up to which stats() is exact on every call
 STATS_GROWTH = 1.01  # beyond, recomputed when the series grew by 1% since
+LINK_POINTS = 3  # a loss spike this many logging intervals after a grad-norm episode is its
 MAX_GRAD_P90 = 100  # grad-norm episodes whose p90 is recomputed (O(n) each); later ones reuse
 
 
@@ -85,6 +87,11 @@ def _where(ev: Jump) -> str:
     if ev.peak_step == ev.step:
         return str(ev.step)
     return f"{ev.peak_step} (rising from step {ev.step})"
+
+
+def _height(ev: Jump) -> float:
+    """How far a jump stands above its baseline (its ratio; its z where there is none)."""
+    return ev.ratio if ev.ratio is not None else ev.z
 
 
 def _jump_evidence(ev: Jump) -> dict[str, Any]:
@@ -148,6 +155,8 @@ class RunDetectors:
         self._spike_events: list[Jump] = []
         self._grad_events: list[Jump] = []
         self._grad_p90: float | None = None
+        self._worst_grad: Jump | None = None  # the highest grad-norm episode (R14)
+        self._grad_p90_n = 0  # times the worst changed (its p90 recomputed up to a bound)
         self._max_step: int | None = None
         self._stats: dict[str, Any] | None = None  # the last clip statistics, and ...
         self._stats_n = 0  # ... the grad_norm + clipped points they counted
@@ -201,8 +210,12 @@ class RunDetectors:
         elif name == "grad_norm":
             for ev in self.grads.consume(steps, values, start, end):
                 self._grad_events.append(ev)
-                if len(self._grad_events) <= MAX_GRAD_P90:  # p90 of the norms up to here
-                    self._grad_p90 = p90(values[: ev.index + 1])
+                worst = self._worst_grad
+                if worst is None or _height(ev) > _height(worst):
+                    self._worst_grad = ev
+                    self._grad_p90_n += 1
+                    if self._grad_p90_n <= MAX_GRAD_P90:  # p90 of the norms up to the worst
+                        self._grad_p90 = p90(values[: ev.index + 1])
             self.clip.consume_grad(values, start, end)
         elif name == "lr":
             self.ramp.consume(steps, values, start, end)
@@ -357,25 +370,9 @@ class RunDetectors:
                     },
                 )
             )
-        # R14 grad-norm outliers: one finding, counting its episodes
-        if self._grad_events:
-            ev = self._grad_events[0]
-            n = len(self._grad_events)
-            steps = [e.step for e in self._grad_events[:20]]
-            msg = (
-                f"grad norm {_g(ev.value)} at step {_where(ev)} is {_times(ev.ratio)} the "
-                f"typical {_g(ev.baseline)}; {n} outlier episode(s); p90 "
-                f"{_g(self._grad_p90)} — R14: outliers explain instability; clip near p90 "
-                f"(R23)"
-            )
-            out.append(
-                _finding(
-                    "grad_norm_outlier",
-                    msg,
-                    ev.step,
-                    {**_jump_evidence(ev), "p90": self._grad_p90, "episodes": n, "steps": steps},
-                )
-            )
+        # R14 grad-norm outliers: one finding, naming the worst episode, counting them all
+        if self._worst_grad is not None:
+            out.append(self._grad_finding(self._worst_grad, div))
         # R24 clipping share
         frac = self.clip.fraction()
         if frac is not None and frac[1] >= MIN_UPDATES and frac[0] > AGGRESSIVE:
@@ -420,6 +417,59 @@ class RunDetectors:
             out.append(schedule)
         out.sort(key=lambda f: (f.step if f.step is not None else 1 << 62, f.kind))
         return out
+
+    def _grad_finding(self, ev: Jump, div: Any) -> Finding:
+        """R14: the worst episode; a link to instability claimed only where the loss spiked,
+        rose or diverged at or right after an episode (heavy tails on a stable run, GRPO's,
+        explain nothing)."""
+        n = len(self._grad_events)
+        first = self._grad_events[0]
+        linked = self._unstable_at(self._grad_events, div)
+        where = f"the worst of {n} episodes, first at step {first.step}" if n > 1 else "1 episode"
+        if linked:
+            at = ", ".join(str(s) for s in linked[:5]) + (" ..." if len(linked) > 5 else "")
+            tail = (
+                f"the loss was unstable at or right after it (step {at}) — R14: these outliers "
+                f"explain the instability; clip near p90 (R23)"
+            )
+        else:
+            tail = (
+                "the loss stayed stable at those steps — R14: heavy-tailed norms, not a cause "
+                "of instability; clipping near p90 (R23) only if the loss becomes unstable"
+            )
+        msg = (
+            f"grad norm {_g(ev.value)} at step {_where(ev)} ({where}) is {_times(ev.ratio)} the "
+            f"typical {_g(ev.baseline)}; p90 {_g(self._grad_p90)}; {tail}"
+        )
+        steps = [e.step for e in self._grad_events[:20]]
+        ev_ = {
+            **_jump_evidence(ev),
+            "p90": self._grad_p90,
+            "episodes": n,
+            "steps": steps,
+            "first_step": first.step,
+            "unstable_steps": linked[:20],
+        }
+        return _finding("grad_norm_outlier", msg, ev.step, ev_)
+
+    def _unstable_at(self, events: list[Jump], div: Any) -> list[int]:
+        """Steps where the loss spiked, began to rise or diverged at or right after a grad-norm
+        episode: within one logging interval before it to LINK_POINTS intervals after its
+        peak."""
+        store = self._store
+        if store is None or not store.has("loss"):
+            return []
+        gap = log_interval(store.series("loss").steps)
+        marks = [e.step for e in self._spike_events]
+        if self.rise.found is not None:
+            marks.append(self.rise.found.min_step)
+        if div is not None:
+            marks.append(div.step)
+        out = set()
+        for e in events:
+            lo, hi = e.step - gap, e.peak_step + LINK_POINTS * gap
+            out.update(m for m in marks if lo <= m <= hi)
+        return sorted(out)
 
     def _whole_series_verdicts(self, total: int) -> tuple[NotLearning | None, Overfit | None]:
         """not_learning (R5) and overfitting (R1) look at whole series (O(n)): exact up to

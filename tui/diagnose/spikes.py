@@ -93,9 +93,12 @@ class _Verdicts:
     marked: np.ndarray  # left out of later baselines
 
 
-# R13: loss spikes. R14: grad norms fluctuate more than the loss, so an outlier must be 3x.
+# R13: loss spikes. R14: grad norms fluctuate more than the loss, so an outlier must be 3x;
+# and an outlier is a point (or a peak with its tail), not a lasting elevation: a grad norm
+# whose level drifts up over a fine-tune (SFT), and a few points above the window's maximum
+# in a row, are no outliers (no sustained or level rule for them).
 LOSS_SPIKE = JumpParams()
-GRAD_OUTLIER = JumpParams(min_ratio=3.0)
+GRAD_OUTLIER = JumpParams(min_ratio=3.0, sustained=1 << 30, level_ratio=math.inf)
 
 
 class JumpDetector:
