@@ -194,22 +194,45 @@ def _warm(n: int, warmup: int, total: int | None = None) -> list:
     return [(i, float(i), {"loss": 2.0 - i / n, "lr": lr[i]}) for i in range(n)]
 
 
-def _warmup_finding(rows: list, total: int | None = None):
-    found = [f for f in diagnose_run(run_of(rows, total)) if f.kind == "warmup_too_long"]
+def _warmup_finding(rows: list, total: int | None = None, hparams: dict | None = None):
+    found = [f for f in diagnose_run(run_of(rows, total, hparams)) if f.kind == "warmup_too_long"]
     return found[0] if found else None
 
 
 def test_warmup_severities() -> None:
     """R21: the standard 10% warmup of fine-tuning recipes is info (check exits 0 on it), a
-    quarter of the run or more a warning, and a warmup longer than the run (the LR never
-    reaches its base value: detectron2's default 1000 warmup iterations in a 300-iteration
-    run) a warning saying it never finishes."""
+    quarter of the run or more a warning, and a warmup longer than the planned run (the LR
+    never reaches its base value: 1000 warmup iterations in a 300-iteration plan) a warning
+    saying it never finishes."""
     assert _warmup_finding(_warm(1000, 100)).severity == "info"
     assert _warmup_finding(_warm(1000, 300)).severity == "warning"
-    never = _warmup_finding(_warm(300, 1000))
+    never = _warmup_finding(_warm(300, 1000), 300, {"max_train_steps": 300})
     assert never.severity == "warning" and not never.evidence["finished"]
     assert "never finishes" in never.message
     # a live run still in its warmup (planned 10,000 steps) is not said to never finish
-    live = _warmup_finding(_warm(300, 1000), total=10_000)
+    live = _warmup_finding(_warm(300, 1000), 10_000, {"max_train_steps": 10_000})
     assert live is None or live.evidence["finished"]
     assert _warmup_finding(_warm(1000, 40)) is None
+
+
+def test_a_run_stopped_in_its_warmup_with_no_planned_length_is_info() -> None:
+    """detectron2's metrics.json holds no MAX_ITER: a run that stopped at 839 in its 1000-iter
+    warmup may have been killed early (real: 12tqian/gdp-objdetect output/metrics.json,
+    planned 40,000) or planned that short; info, saying the planned length is unknown."""
+    f = _warmup_finding(_warm(840, 1000))
+    assert f.severity == "info" and not f.evidence["finished"]
+    assert "planned length is unknown" in f.message
+
+
+def test_warmup_ends_where_the_ramp_reaches_its_peak_not_at_the_next_logged_point() -> None:
+    """A linear 1000-step warmup logged every 20 steps (detectron2: iterations 19, 39, ...)
+    reaches 99.9% of its peak at 999 and logs the peak at 1019: the warmup is 999 steps,
+    25.0% of a 4000-step run (info), not 25.5% (warning). Real: Elbhnasy/
+    Medical_Waste_Detection_Detectron2 output/metrics.json."""
+    steps = list(range(19, 4000, 20))
+    rows = [
+        (s, float(s), {"loss": 2.0 - s / 4000, "lr": 2.5e-4 * min(1.0, (s + 1) / 1000)})
+        for s in steps
+    ]
+    f = _warmup_finding(rows, 4000)
+    assert f.evidence["warmup_steps"] == 999 and f.severity == "info"

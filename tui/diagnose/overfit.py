@@ -2,13 +2,13 @@
 the training loss kept falling.
 
 The run's result is its retrospective best checkpoint (R1), which now lies behind: the finding
-says where it is and how far the validation loss has climbed since. "Sustained": at least
-MIN_AFTER evaluations after the best, every one of them above it, the latest by more than the
-validation curve's own noise (robust.noise_sd) and at least MIN_RISE of the best value, so that
-a plateau that wobbles is not overfitting. The training loss must have fallen over the same
-stretch, at no evaluation standing well above its level at the best (a rise of both is
-instability, R12, not overfitting). Where the best falls in the
-run does not matter (not only in the first 10%).
+says where it is and how far the validation loss has climbed since. "Sustained": the last
+MIN_AFTER evaluations (at least) after the best all stand above it by more than the validation
+curve's own noise from the best on (robust.noise_sd) and at least MIN_RISE of the best value,
+so that a plateau that wobbles, or a rise of a percent, is not overfitting. The training loss
+must have fallen over the same stretch, at no evaluation standing well above its level at the
+best (a rise of both is instability, R12, not overfitting). Where the best falls in the run
+does not matter (not only in the first 10%).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import numpy as np
 
 from tui.diagnose.robust import noise_sd
 
-MIN_AFTER = 2  # evaluations after the best
+MIN_AFTER = 3  # evaluations after the best, the last this many all well above it
 MIN_RISE = 0.02  # the latest at least 2% above the best ...
 Z_RISE = 3.0  # ... and this many noise sd
 TRAIN_FALL = 0.02  # the training loss fell at least 2% over the stretch
@@ -66,8 +66,9 @@ def overfitting(
     if after.shape[0] < MIN_AFTER:
         return None
     best, last = float(v[b]), float(v[-1])
-    margin = max(Z_RISE * noise_sd(v), MIN_RISE * abs(best))
-    if not (last - best > margin and (after > best + 0.5 * margin).all()):
+    # the noise from the best on: the fast fall before it is no noise
+    margin = max(Z_RISE * noise_sd(v[b:]), MIN_RISE * abs(best))
+    if not (after[-MIN_AFTER:] > best + margin).all():
         return None
     ls = np.asarray(loss_steps)
     lv = np.asarray(loss_values, np.float64)

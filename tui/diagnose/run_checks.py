@@ -89,6 +89,10 @@ def _where(ev: Jump) -> str:
     return f"{ev.peak_step} (rising from step {ev.step})"
 
 
+def _positive(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and v > 0
+
+
 def _height(ev: Jump) -> float:
     """How far a jump stands above its baseline (its ratio; its z where there is none)."""
     return ev.ratio if ev.ratio is not None else ev.z
@@ -628,17 +632,29 @@ class RunDetectors:
             return []
         w, source, finished = warm
         share = min(w, total) / total
-        sev = warmup_severity(share, finished)
+        # "never finishes" is a warning only against a planned length (max_train_steps): a
+        # run that merely stopped in its warmup (killed early, length unknown) is info
+        planned = _positive(self.hparams.get("max_train_steps"))
+        sev = warmup_severity(share, finished or not planned)
+        if not finished and not planned:
+            sev = "info"
         if sev is None:
             return []
         if finished:
             what = f"is {share:.0%} of {total} total steps"
-        else:
+            todo = ""
+        elif planned:
             what = f"never finishes: the LR is still rising at the end of the {total} steps"
+            todo = "; shorten the warmup so the LR reaches its base value"
+        else:
+            what = (
+                f"had not finished when the run stopped at step {total - 1} (its planned "
+                f"length is unknown)"
+            )
+            todo = "; if the run was planned this short, shorten the warmup"
         msg = (
             f"warmup of {w:.0f} steps ({source}) {what} — R21: needing more than 5% warmup "
-            f"suggests increasing max_train_steps"
-            + ("" if finished else "; shorten the warmup so the LR reaches its base value")
+            f"suggests increasing max_train_steps{todo}"
         )
         ev = {
             "warmup_steps": w,

@@ -37,10 +37,19 @@ def _drop_indices(lr: np.ndarray) -> np.ndarray:
     return i[before & after]
 
 
+def _one_per_step(steps: np.ndarray, lr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The last value of each run of equal steps: a step logged twice (two files holding the
+    same history) is one point, not a flat stretch between the drops of a decay's tail."""
+    if steps.shape[0] < 2:
+        return steps, lr
+    keep = np.r_[steps[1:] != steps[:-1], True]
+    return steps[keep], lr[keep]
+
+
 def find_drops(steps: np.ndarray, lr: np.ndarray) -> list[tuple[int, float]]:
     """(step, factor) of each sudden drop between flat stretches of the lr series."""
     ok = np.isfinite(lr) & (lr > 0)
-    steps, lr = steps[ok], lr[ok].astype(np.float64)
+    steps, lr = _one_per_step(np.asarray(steps)[ok], lr[ok].astype(np.float64))
     return [(int(steps[i + 1]), float(lr[i + 1] / lr[i])) for i in _drop_indices(lr).tolist()]
 
 
@@ -66,6 +75,9 @@ class DropTracker:
         s = np.concatenate((self._steps, np.asarray(steps[start:end])[ok]))
         v = np.concatenate((self._values, new_values[ok]))
         ctx = self._steps.size
+        if ctx and int(s[ctx]) == int(self._steps[-1]):
+            ctx -= 1  # the last context point is logged again: its new value is the point
+        s, v = _one_per_step(s, v)
         for i in _drop_indices(v).tolist():
             if i + 2 >= ctx:  # lr[i + 2] is new: this drop could not be judged before
                 self.drops.append((int(s[i + 1]), float(v[i + 1] / v[i])))

@@ -17,6 +17,7 @@ INFO_SHARE = 0.05
 WARNING_SHARE = 0.25
 NEAR_ZERO = 0.1  # a ramp starts at or below 10% of its peak
 MIN_RISES = 3  # and rises over at least this many logged points
+REACHED = 0.99  # the warmup ends where the ramp first reaches 99% of its peak
 
 WARMUP_KEYS = (
     "warmup_steps",
@@ -54,6 +55,8 @@ class RampTracker:
         self.prev = math.nan
         self.peak = math.nan
         self.peak_step = 0
+        self.reach_step = 0  # the first step at REACHED x the peak
+        self.first_idx = 0  # series index of the ramp's first point
         self.rises = 0
         self.done = False
         self.last_step = 0
@@ -68,6 +71,7 @@ class RampTracker:
         i0 = 0
         if self.first is None:
             self.first, self.first_step = float(v[0]), int(steps[start])
+            self.first_idx = start
             self.prev, self.peak, self.peak_step = self.first, self.first, self.first_step
             i0 = 1
         rest = v[i0:]
@@ -79,8 +83,13 @@ class RampTracker:
         if n:
             self.rises += n
             self.peak = float(rest[n - 1])
-            self.peak_step = int(steps[start + i0 + n - 1])
+            peak_idx = start + i0 + n - 1
+            self.peak_step = int(steps[peak_idx])
             self.prev = self.peak
+            # the ramp's values rise strictly: a binary search finds where it reached 99%
+            ramp = np.asarray(values[self.first_idx : peak_idx + 1], np.float64)
+            k = int(np.searchsorted(ramp, REACHED * self.peak, side="left"))
+            self.reach_step = int(steps[self.first_idx + min(k, ramp.shape[0] - 1)])
         if stop.shape[0]:
             self.done = True
 
@@ -90,8 +99,11 @@ class RampTracker:
             return None
         if not (self.peak > 0 and self.first <= NEAR_ZERO * self.peak):
             return None
-        # steps are 0-based and the ramp starts with the run: its length is the peak's step
-        return float(max(self.peak_step, self.peak_step - self.first_step)), self.done
+        # steps are 0-based and the ramp starts with the run: its length is the step where it
+        # reached 99% of its peak (a linear ramp logged every 20 steps reaches 99.9% at 999
+        # and its peak at 1019)
+        end = self.reach_step
+        return float(max(end, end - self.first_step)), self.done
 
 
 def warmup_severity(share: float, finished: bool = True) -> str | None:
