@@ -150,7 +150,12 @@ def test_best_point_and_r3() -> None:
     # val best early: the val loss climbs after step 60 (overfitting)
     over = [(s, t, {"val_loss": 1.0 + abs(s - 60) / 100}) for s, t, m in rows if "val_loss" in m]
     kinds = _kinds([r for r in rows if "val_loss" not in r[2]] + over, 1000)
-    assert "best_step_early" in kinds
+    # R1 says it: the best checkpoint is behind; best_step_early would repeat that fact
+    assert "overfitting" in kinds and "best_step_early" not in kinds
+    # a val loss that bottoms early and stays there (no sustained rise): R3's early side
+    flat = [(s, t, {"val_loss": 1.0 + (0.0 if s >= 60 else 0.1)}) for s, t, m in over]
+    kinds = _kinds([r for r in rows if "val_loss" not in r[2]] + flat, 1000)
+    assert "best_step_early" in kinds and "overfitting" not in kinds
     # a live run (half way, plan known) is not flagged late
     half = [r for r in rows if r[0] < 500]
     assert "best_step_late" not in _kinds(half, 1000)

@@ -187,6 +187,9 @@ def test_tuning_budget_needs_a_known_adam_family_optimizer_and_runs_with_points(
     assert "tuning_budget" in kinds(diagnose_study(paged))
     ranger = lr_study([1e-4, 1e-3], [0.5, 0.2], optimizer="ranger")
     assert "tuning_budget" not in kinds(diagnose_study(ranger))
+    reruns = lr_study([1e-3, 1e-3], [0.5, 0.5], optimizer="Adam")
+    reruns.swept = {}  # Lightning version_0, version_1 of one hparams.yaml: nothing swept
+    assert "tuning_budget" not in kinds(diagnose_study(reruns))
     empty = run_of([], None, {"optimizer": "adam", "lr": 1e-2}, run_id="t9")
     one = study([trial("t0", 0.3, hparams={"optimizer": "adam", "lr": 1e-3}), empty], {})
     assert "tuning_budget" not in kinds(diagnose_study(one))

@@ -236,3 +236,21 @@ def test_warmup_ends_where_the_ramp_reaches_its_peak_not_at_the_next_logged_poin
     ]
     f = _warmup_finding(rows, 4000)
     assert f.evidence["warmup_steps"] == 999 and f.severity == "info"
+
+
+def test_a_ramp_logged_from_a_later_step_is_a_warmup() -> None:
+    """detectron2 logs iteration 19 first: a 1000-iter linear warmup in a 100-iter run shows
+    1.6e-5 ... 8.3e-5 (the first value 19% of the last, in the ratio of their steps). Real:
+    Levi-Magny/Train-Detectron2 output/metrics.json. It is a warmup that had not finished."""
+    rows = [
+        (s, float(s), {"loss": 2.0 - s / 200, "lr": 2.5e-4 * (s + 1) / 1000 - 1e-7})
+        for s in (19, 39, 59, 79, 99)
+    ]
+    f = _warmup_finding(rows)
+    assert f is not None and not f.evidence["finished"] and f.severity == "info"
+    # a rate that rises but not as a line through 0 is no warmup
+    bent = [
+        (s, float(s), {"loss": 1.0, "lr": 1e-4 * (1 + i / 10)})
+        for i, s in enumerate((19, 39, 59, 79, 99))
+    ]
+    assert _warmup_finding(bent) is None

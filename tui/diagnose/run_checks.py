@@ -407,7 +407,9 @@ class RunDetectors:
         if over is not None:
             out.append(self._overfitting_finding(over))
         # R3 best step (validation only: the training loss' best is its end in any healthy run)
-        out += self._r3_findings(total, learned=stuck is None)
+        # (a best in the first 10% behind an overfitting finding is that finding's fact)
+        r3 = self._r3_findings(total, learned=stuck is None)
+        out += [f for f in r3 if not (over is not None and f.kind == "best_step_early")]
         # R21 warmup share. A warmup-study trial (R18/R19: warmup W, constant 2W, no base
         # schedule: max_train_steps 0) is all warmup by design; R19 already bounds its W by the
         # baseline's max_train_steps, so its share says nothing.

@@ -363,8 +363,8 @@ def _budget(study: Study) -> list[Finding]:
     """R8: what the trial count supports tuning, for a known Adam-family optimizer, named;
     trials with no points do not count."""
     n = sum(1 for r in study.runs if r.store.last_step is not None)
-    if n < 2 or study.is_replicate or study.is_remedy:
-        return []
+    if n < 2 or study.is_replicate or study.is_remedy or not study.swept:
+        return []  # nothing swept: reruns of one configuration tune nothing
     optimizer = _adam_family(study)
     if optimizer is None:
         return []

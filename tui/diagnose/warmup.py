@@ -15,7 +15,8 @@ import numpy as np
 
 INFO_SHARE = 0.05
 WARNING_SHARE = 0.25
-NEAR_ZERO = 0.1  # a ramp starts at or below 10% of its peak
+NEAR_ZERO = 0.1  # a ramp starts at or below 10% of its peak, or ...
+LINEAR_TOL = 0.1  # ... is a line through 0 at step -1 (within 10%), logged from a later step
 MIN_RISES = 3  # and rises over at least this many logged points
 REACHED = 0.99  # the warmup ends where the ramp first reaches 99% of its peak
 
@@ -93,11 +94,19 @@ class RampTracker:
         if stop.shape[0]:
             self.done = True
 
+    def _from_zero(self) -> bool:
+        """A linear ramp from 0 logged from a later step (detectron2 logs iteration 19 first:
+        1.6e-5 of a ramp to 8.3e-5 at 99): the values stand in the ratio of their steps."""
+        if self.peak_step <= self.first_step or self.first is None:
+            return False
+        expect = (self.first_step + 1) / (self.peak_step + 1)
+        return abs(self.first / self.peak - expect) <= LINEAR_TOL * expect
+
     def warmup_steps(self) -> tuple[float, bool] | None:
         """(ramp length in steps, finished?) when the LR series shows a warmup ramp."""
         if self.first is None or self.rises < MIN_RISES or not math.isfinite(self.peak):
             return None
-        if not (self.peak > 0 and self.first <= NEAR_ZERO * self.peak):
+        if not (self.peak > 0 and (self.first <= NEAR_ZERO * self.peak or self._from_zero())):
             return None
         # steps are 0-based and the ramp starts with the run: its length is the step where it
         # reached 99% of its peak (a linear ramp logged every 20 steps reaches 99.9% at 999
