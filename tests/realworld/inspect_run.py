@@ -103,16 +103,13 @@ def read_tfevents(paths: list[Path]) -> Series:
         for t in tags.get("scalars", []):
             out[rel + t] = [(float(e.step), float(e.value)) for e in ea.Scalars(t)]
         for t in tags.get("tensors", []):
-            try:
-                import tensorflow  # noqa: F401
-            except ImportError:
-                pass
             from tensorboard.util import tensor_util
 
             vals = []
             for e in ea.Tensors(t):
                 arr = tensor_util.make_ndarray(e.tensor_proto)
-                if arr.size == 1:
+                # text summaries (HF writes its TrainingArguments as one) are not scalars
+                if arr.size == 1 and arr.dtype.kind in "fiu":
                     vals.append((float(e.step), float(arr.reshape(-1)[0])))
             if vals:
                 out[rel + t] = vals
@@ -127,12 +124,16 @@ def read_any(p: Path) -> Series:
         return {}
     if name == "trainer_state.json":
         return read_trainer_state(p)
-    if (
-        name.endswith(".jsonl")
-        or name in ("metrics.json", "result.json")
-        or name.endswith(".log.json")
-    ):
+    if name.endswith(".jsonl"):
         return read_jsonl(p)
+    if name.endswith(".json"):
+        # one JSON document (a config, a results summary) is not a series; JSON lines are
+        # (detectron2 metrics.json, mmengine scalars.json, Ray Tune result.json)
+        try:
+            json.loads(p.read_text())
+            return {}
+        except ValueError:
+            return read_jsonl(p)
     if name.endswith(".csv"):
         return read_csv(p)
     if "tfevents" in name:
@@ -198,10 +199,27 @@ if __name__ == "__main__":
 # Names as the corpus's trainers write them, for the labeller's point counts (DESIGN.md's table
 # plus the framework names issue 15 lists). Not tunetop's alias table: an independent reading.
 CANONICAL = {
-    "loss": ("loss", "train_loss", "train/loss", "total_loss", "loss/train", "training_loss"),
+    "loss": (
+        "loss",
+        "train_loss",
+        "train/loss",
+        "total_loss",
+        "loss/train",
+        "training_loss",
+        "train_loss_step",
+        "train/nll_loss",
+    ),
     "val_loss": ("eval_loss", "val_loss", "val/loss", "valid_loss", "validation_loss", "eval/loss"),
     "grad_norm": ("grad_norm", "train/grad_norm", "gradient_norm"),
-    "lr": ("lr", "learning_rate", "train/lr", "train/learning_rate"),
+    "lr": (
+        "lr",
+        "learning_rate",
+        "train/lr",
+        "train/learning_rate",
+        "lr-Adam",
+        "lr-AdamW",
+        "lr-SGD",
+    ),
 }
 
 

@@ -9,12 +9,15 @@ folder `runs/<slug>` and compares it with labels.json (rules in LABELLING.md):
   the labelled point count; a canonical loss/val_loss/grad_norm/lr reported that the label does
   not have is a reading error too (something read as what it is not);
 - findings: a run finding matches a labelled problem of the same kind whose step window,
-  widened by 10% of the run's span on each side, holds the finding's step. Precision = matched /
+  widened by 10% of the run's span on each side (2% for a spike or a divergence), holds the
+  finding's step. Precision = matched /
   (matched + false alarms); a finding of a kind the label lists as `acceptable` (`kind`, or
   `kind:severity` for that severity only) is neither; a
   second finding on an already matched problem is neither. Recall = problems matched / problems;
 - noise: warning and error findings on runs labelled healthy;
 - studies: study-level findings on folders labelled as not a study;
+- hyperparameters: keys of a run's model config.json (`vocab_size`, `architectures`, token ids:
+  the label's `not_hparams`) reported among its hparams;
 - errors: expected error words (`lfs`) present in some `errors` entry.
 
     python -m tests.realworld.score [--json] [--verbose]
@@ -39,7 +42,11 @@ LABELS = HERE / "labels.json"
 RUNS = HERE / "runs"
 CANONICAL = ("loss", "val_loss", "grad_norm", "lr")
 SEVERE = ("warning", "error")
-WIDEN = 0.10  # a finding may sit this share of the run's span outside a labelled window
+# A finding may sit this share of the run's span outside a labelled window: trends (overfitting,
+# not learning, warmup) have soft edges; a spike or a divergence is a point event.
+WIDEN = 0.10
+WIDEN_POINT = 0.02
+POINT_KINDS = ("loss_spike", "divergence")
 
 
 @dataclass
@@ -63,6 +70,7 @@ class SlugResult:
     noise: list[str] = field(default_factory=list)
     non_study_folders: int = 0
     study_false_alarms: list[str] = field(default_factory=list)
+    config_leaks: list[str] = field(default_factory=list)
     errors_expected: int = 0
     errors_met: int = 0
     format_total: int = 0
@@ -111,7 +119,8 @@ def _judge_findings(res: SlugResult, run_id: str, label: dict, rep: dict) -> Non
         for i, p in enumerate(problems):
             if p["kind"] != kind:
                 continue
-            pad = WIDEN * max(span, float(p["end"] - p["start"]))
+            share = WIDEN_POINT if kind in POINT_KINDS else WIDEN
+            pad = share * max(span, float(p["end"] - p["start"]))
             if step is None or p["start"] - pad <= step <= p["end"] + pad:
                 hit = i
                 if not matched[i]:
@@ -136,6 +145,8 @@ def _judge_findings(res: SlugResult, run_id: str, label: dict, rep: dict) -> Non
 
 
 def _judge_reading(res: SlugResult, run_id: str, label: dict, rep: dict, fmt: str | None) -> None:
+    if label.get("metrics_unjudged"):
+        return
     got = rep.get("metrics", {})
     want = label.get("metrics", {})
     for name, count in want.items():
@@ -146,11 +157,20 @@ def _judge_reading(res: SlugResult, run_id: str, label: dict, rep: dict, fmt: st
             res.reading_errors.append(f"{run_id}: {name} has {got[name]['count']}, not {count}")
         else:
             res.reading_errors.append(f"{run_id}: {name} ({count} points) not read")
+    optional = label.get("optional_metrics", {})
+    for name, count in optional.items():
+        if name in got and got[name]["count"] != count:
+            res.reading_errors.append(f"{run_id}: {name} has {got[name]['count']}, not {count}")
     for name in CANONICAL:
-        if name in got and name not in want:
+        if name in got and name not in want and name not in optional:
             res.reading_errors.append(
                 f"{run_id}: {name} ({got[name]['count']} points) read where the label has none"
             )
+    hp = rep.get("hparams", {})
+    not_hp = set(label.get("not_hparams", []))
+    leaked = sorted(k for k in hp if k in not_hp or k.rsplit(".", 1)[-1] in not_hp)
+    if leaked:
+        res.config_leaks.append(f"{run_id}: {', '.join(leaked)} (from the model's config)")
     if fmt is not None:
         res.format_total += 1
         if rep.get("format") == fmt:
@@ -163,7 +183,9 @@ def score_slug(slug: str, label: dict, runs_dir: Path = RUNS) -> SlugResult:
     optional = {_norm(k) for k in label.get("optional_runs", [])}
     res.runs_expected = len(expected)
     res.errors_expected = len(label.get("expect_errors", []))
-    non_studies = {_norm(k) for k, v in label.get("studies", {}).items() if not v}
+    # a folder labelled null is not judged either way (nothing tells whether it is a study)
+    non_studies = {_norm(k) for k, v in label.get("studies", {}).items() if v is False}
+    unjudged = {_norm(k) for k, v in label.get("studies", {}).items() if v is None}
     res.non_study_folders = len(non_studies)
     try:
         out = _check_json(runs_dir / slug)
@@ -171,7 +193,10 @@ def score_slug(slug: str, label: dict, runs_dir: Path = RUNS) -> SlugResult:
         res.crashed = traceback.format_exc(limit=3).strip().splitlines()[-1]
         res.missing_runs = sorted(expected)
         return res
-    reported = {_norm(r["id"]): r for r in out.get("runs", [])}
+    # a label may name a run by its folder and by the folder a person calls the run
+    # (mmengine's <timestamp>/ around the vis_data/ that holds the log)
+    alias = {_norm(a): rid for rid, rl in expected.items() for a in rl.get("aliases", [])}
+    reported = {alias.get(_norm(r["id"]), _norm(r["id"])): r for r in out.get("runs", [])}
     for run_id, rl in expected.items():
         rep = reported.get(run_id)
         if rep is None:
@@ -196,6 +221,8 @@ def score_slug(slug: str, label: dict, runs_dir: Path = RUNS) -> SlugResult:
         res.false_alarms += [f"{run_id} (phantom): {_describe(f)}" for f in rep.get("findings", [])]
     for st in out.get("studies", []):
         sid = _norm(st["id"])
+        if sid in unjudged:
+            continue
         if sid in non_studies or sid not in {_norm(k) for k in label.get("studies", {})}:
             res.study_false_alarms += [f"study {sid}: {_describe(f)}" for f in st["findings"]]
     messages = " ".join(
@@ -238,6 +265,7 @@ def figures(results: list[SlugResult]) -> dict[str, Any]:
         "noise_findings": n("noise"),
         "non_study_folders": s("non_study_folders"),
         "study_false_alarms": n("study_false_alarms"),
+        "model_config_leaks": n("config_leaks"),
         "errors_expected": s("errors_expected"),
         "errors_met": s("errors_met"),
     }
@@ -267,6 +295,7 @@ def summary_line(fig: dict[str, Any]) -> str:
         f"({fig['problems_found']}/{fig['problems']}); noise {fig['noise_findings']} warnings on "
         f"{fig['noisy_healthy_runs']}/{fig['healthy_runs']} healthy runs; "
         f"{fig['study_false_alarms']} study findings on non-studies; "
+        f"{fig['model_config_leaks']} runs with model-config keys as hyperparameters; "
         f"errors {fig['errors_met']}/{fig['errors_expected']} expected; crashes {fig['crashes']}"
     )
 
@@ -291,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
             lines += [f"missing run {x}" for x in r.missing_runs]
             lines += [f"phantom run {x}" for x in r.phantom_runs]
             lines += [f"reading: {x}" for x in r.reading_errors]
+            lines += [f"hparams: {x}" for x in r.config_leaks]
             lines += [f"missed: {x}" for x in r.missed_problems]
             lines += [f"false alarm: {x}" for x in r.false_alarms]
             lines += [f"noise: {x}" for x in r.noise]
