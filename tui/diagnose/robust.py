@@ -116,13 +116,20 @@ class EpisodeTracker:
     (SGD momentum and Adam's moments carry the bad update on; the loss recovers unevenly). A
     point that exceeds within `echo` points of the end of the last episode, and stands at most
     `echo_height` times as high as that episode's peak (values are heights above a baseline),
-    reopens it instead of opening a new one; a higher point is a new spike.
+    reopens it instead of opening a new one; a higher point is a new spike, and so is one
+    that follows a calm point of a still open episode standing higher than its peak. The echo
+    window
+    is also bounded in steps (`echo_steps`): in a run logging every 50 steps, 32 points are
+    1,600 steps, and recurrences that far apart are separate spikes.
     Fed chunk by chunk; only the elevated points are visited, so the Python loop runs over the
     rare points, not the series."""
 
-    def __init__(self, quiet: int, echo: int = 0, echo_height: float = 1.0) -> None:
+    def __init__(
+        self, quiet: int, echo: int = 0, echo_height: float = 1.0, echo_steps: float = math.inf
+    ) -> None:
         self.quiet = quiet
         self.echo = echo
+        self.echo_steps = echo_steps
         self.echo_height = echo_height
         self.reset()
 
@@ -140,17 +147,22 @@ class EpisodeTracker:
         values: np.ndarray,
         starts: np.ndarray,
         peaks: np.ndarray,
+        steps: np.ndarray | None = None,
     ) -> list[tuple[int, int]]:
         """Chunk starting at series index `offset`. values: the points' values (compared
         only with each other); starts: where an episode a point opens begins (at or before
         it), and peaks: its highest value up to the point.
+        steps: the whole series' steps (for the echo window in steps), if bounded.
         Returns (start, index) of each episode opened: where it begins, and the point that
         opened it."""
         opened: list[tuple[int, int]] = []
         for j in np.flatnonzero(elevated).tolist():
             i = offset + j
             v = float(values[j])
-            if self.open_at is not None and i - self.last_elevated > self.quiet:
+            if self.open_at is not None and (
+                i - self.last_elevated > self.quiet
+                or (exceeds[j] and i - self.last_elevated > 1 and self._fresh(steps, i, peaks[j]))
+            ):
                 self.closed.append((self.open_at, self.last_elevated))
                 self.open_at = None
             if self.open_at is None:
@@ -160,6 +172,7 @@ class EpisodeTracker:
                 if (
                     self.closed
                     and i - self.closed[-1][1] <= self.echo
+                    and self._echo_steps_ok(steps, i)
                     and not pk > self.echo_height * self.peak
                 ):
                     self.open_at = self.closed.pop()[0]  # an echo: the last episode goes on
@@ -174,6 +187,21 @@ class EpisodeTracker:
             if v > self.peak:
                 self.peak = v
         return opened
+
+    def _fresh(self, steps: np.ndarray | None, i: int, peak: float) -> bool:
+        """A jump after a calm point inside an open episode is a new spike when it stands
+        higher than the episode's peak, or comes more than `echo_steps` after its last
+        elevated point (what an echo of a closed episode may not do either)."""
+        if peak > self.echo_height * self.peak:
+            return True
+        if steps is None or not math.isfinite(self.echo_steps):
+            return False
+        return int(steps[i]) - int(steps[self.last_elevated]) > self.echo_steps
+
+    def _echo_steps_ok(self, steps: np.ndarray | None, i: int) -> bool:
+        if steps is None or not math.isfinite(self.echo_steps):
+            return True
+        return int(steps[i]) - int(steps[self.closed[-1][1]]) <= self.echo_steps
 
     def episode_end(self, start: int, now: int) -> int | None:
         """Last elevated index of the episode that began at `start`; None while it may still
