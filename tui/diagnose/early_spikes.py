@@ -3,15 +3,16 @@ window yet: the whole of a sparsely logged run (a fine-tune logging every 100-50
 32 points or fewer), and the start of every other.
 
 Each point from the 4th on is judged against the points just before it (up to EARLY_WINDOW,
-earlier spikes left out): a spike stands above all of them and far above their median, both
-statistically (robust z over their spread, which a still-falling start widens: conservative)
-and practically (EARLY_RATIO times the median for positive losses; for losses of either sign,
-such as a PPO objective, LINEAR_OVER times the largest magnitude among them). The points that
+earlier spikes left out): a spike stands above the last LOCAL of them and far above their
+median, both statistically (robust z over the window's noise: the smaller of its MAD and its
+second differences', so that a still-falling start is trend, not noise) and practically
+(EARLY_RATIO times the median for positive losses; for losses of either sign, such as a PPO
+objective, LINEAR_OVER times the largest magnitude among the last points). The points that
 follow a spike while they stay elevated are the same episode. A spike's points, and any point
-that clears the spike bar, reported or not (not above every point before it), are left out of
+that clears the spike bar, reported or not (not above the points before it), are left out of
 the later windows here and handed to spikes.py to be left out of its baselines, so that an
-early spike hides no later one. A point's verdict uses only the points before it,
-so it does not depend on how the points arrive.
+early spike hides no later one. A point's verdict uses only the points before it, so it does
+not depend on how the points arrive.
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tui.diagnose.robust import MAD_TO_SIGMA
+from tui.diagnose.robust import MAD_TO_SIGMA, noise_sd
 
 EARLY_WINDOW = 12  # points before a point that it is judged against
 EARLY_MIN = 3  # finite points the judgement needs
-EARLY_RATIO = 2.0  # a spike: this many times the window's median (positive series)
+D2_MIN = 5  # points for a noise estimate from second differences
+LOCAL = 5  # the last points before it: its level (median) and the height to clear (maximum)
+EARLY_RATIO = 2.0  # a spike: this many times the window's median (positive series; at least)
 EARLY_Z = 6.0  # and this robust z over the window's spread
 RELEASE_Z = 3.0  # the spike goes on while points stay this far out (and half the ratio)
 LINEAR_OVER = 3.0  # a series of either sign: this many times the window's largest magnitude
@@ -45,8 +48,9 @@ class EarlySpike:
 class EarlyJudge:
     """Judges points EARLY_MIN .. limit-1 of a series, one at a time, as they arrive."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, ratio: float = 2.0) -> None:
         self.limit = limit
+        self.ratio = max(EARLY_RATIO, ratio)
         self.reset()
 
     def reset(self) -> None:
@@ -93,18 +97,22 @@ class EarlyJudge:
         log = bool((w > 0).all() and y > 0)
         tw = np.log(w) if log else w
         ty = math.log(y) if log else y
-        med = float(np.median(tw))
-        sigma = max(
-            MAD_TO_SIGMA * float(np.median(np.abs(tw - med))),
-            SIGMA_FLOOR * (1.0 if log else max(abs(med), 1e-12)),
-        )
+        near = tw[-LOCAL:]  # the level just before the point (a falling start lags less)
+        med = float(np.median(near))
+        # the noise: the smaller of the window's MAD and its second differences' (a
+        # still-falling start is trend, not noise; on few independent points the MAD is the
+        # steadier), the practical bars below guarding against a small sample's luck
+        mad = MAD_TO_SIGMA * float(np.median(np.abs(tw - np.median(tw))))
+        floor = SIGMA_FLOOR * (1.0 if log else max(abs(med), 1e-12))
+        d2 = noise_sd(tw) if tw.shape[0] >= D2_MIN else mad  # one or two second differences
+        sigma = max(min(mad, d2), floor)  # say nothing
         d = ty - med
         if log:
-            bar = math.log(EARLY_RATIO)
+            bar = math.log(self.ratio)
         else:
             # either sign (a PPO objective): the median says nothing of the scale; the point
             # must stand LINEAR_OVER times above the window's largest magnitude
-            bar = LINEAR_OVER * float(np.abs(w).max()) - med
+            bar = LINEAR_OVER * float(np.abs(near).max()) - med
         z = d / sigma
         elevated = d > 0.5 * bar and z > RELEASE_Z
         if self.open_start is not None:
@@ -116,7 +124,7 @@ class EarlyJudge:
         if not (elevated and d > bar and z > EARLY_Z):
             return None
         self.left_out.add(i)  # reported or not, kept out of later windows
-        if not ty > float(tw.max()):
+        if not ty > float(near.max()):
             return None
         self.open_start, self.open_last = i, i
         baseline = math.exp(med) if log else med

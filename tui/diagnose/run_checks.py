@@ -89,6 +89,12 @@ def _where(ev: Jump) -> str:
     return f"{ev.peak_step} (rising from step {ev.step})"
 
 
+def _ordinal(n: int) -> str:
+    """2 -> "2nd", 11 -> "11th", 23 -> "23rd"."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
 def _positive(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and v > 0
 
@@ -298,27 +304,37 @@ class RunDetectors:
                     },
                 )
             )
-        # R13 loss spikes (the ones that turned into the divergence are part of it)
+        # R13 loss spikes (the ones that turned into the divergence are part of it); from
+        # the second on, each says how many there have been: recurring spikes call for clipping
+        first_spike: Jump | None = None
+        count = 0
         for ev in self._spike_events:
             if div is not None:
                 end = self.spikes.episode_end(ev.index, now)
                 if end is None or end >= div.index:
                     continue
+            count += 1
+            first_spike = first_spike or ev
             phase = self._phase(ev.step)
             how = f"{ev.ratio:.1f}x" if ev.ratio is not None else "far above"
+            if count == 1:
+                what = (
+                    f"sudden {phase} instability; check grad_norm there, consider clipping at "
+                    f"p90 (R23) or warmup (R17)"
+                )
+            else:
+                what = (
+                    f"{_ordinal(count)} spike since step {first_spike.step}: recurring, clip at "
+                    f"p90 (R23)"
+                )
             msg = (
                 f"loss jumped to {_g(ev.value)} at step {_where(ev)}, {how} its recent median "
-                f"{_g(ev.baseline)} ({ev.z:.0f} robust sd) — R13: sudden {phase} instability;"
-                f" check grad_norm there, consider clipping at p90 (R23) or warmup (R17)"
+                f"{_g(ev.baseline)} ({ev.z:.0f} robust sd) — R13: {what}"
             )
-            out.append(
-                _finding(
-                    "loss_spike",
-                    msg,
-                    ev.step,
-                    {**_jump_evidence(ev), "phase": phase},
-                )
-            )
+            evidence = {**_jump_evidence(ev), "phase": phase, "number": count}
+            if count > 1:
+                evidence["first_step"] = first_spike.step
+            out.append(_finding("loss_spike", msg, ev.step, evidence))
         # R12 rise after a decline
         r = self.rise.found
         if r is not None and not (div is not None and r.confirm_step >= div.step):
@@ -565,9 +581,9 @@ class RunDetectors:
         return _finding("overfitting", msg, o.best_step, ev)
 
     def _r3_findings(self, total: int, learned: bool) -> list[Finding]:
-        """R3 over the run's own span; the late side only on a run that learned (R4's
-        caveat: a run that did not learn peaks at its end for nothing) and whose validation
-        curve still improved after the 75% line (beyond its noise)."""
+        """R3 over the run's own span, only on a run that learned (R4's caveat: a run that did
+        not learn peaks at its end, or anywhere, for nothing); the late side only where the
+        validation curve still improved after the 75% line (beyond its noise)."""
         b = self.best_val
         last = self._max_step
         if not (
@@ -579,15 +595,15 @@ class RunDetectors:
         ):
             return []
         origin = self._origin()
-        if origin >= total:
-            return []
+        if origin >= total or not learned:
+            return []  # where the best of a run that did not learn falls says nothing (R4)
         fraction = span_fraction(b.step, origin, total)
         side = r3_side(fraction)
         if side is None:
             return []
         span = f"{total} steps" if origin == 0 else f"steps {origin}-{total} (resumed)"
         if side == "late":
-            if not learned or self._store is None:
+            if self._store is None:
                 return []
             val = self._store.series("val_loss")
             flat, gain, _ = flat_since_late_line(val.steps, val.values, origin, total)

@@ -113,7 +113,8 @@ class JumpDetector:
         if params.window % params.block:
             raise ValueError("window must be a multiple of block")
         self.p = params
-        self.early = EarlyJudge(params.min_points)  # the first points (early_spikes.py)
+        # the first points (early_spikes.py); grad norms' outliers are min_ratio (3x) high
+        self.early = EarlyJudge(params.min_points, params.min_ratio)
         self.episodes = EpisodeTracker(
             params.quiet, params.echo, params.echo_height, params.echo_steps
         )
