@@ -257,9 +257,9 @@ class RunDetectors:
         return dict(self._stats)
 
     def _total(self) -> int:
-        if self.total_steps:
-            return self.total_steps
-        return (self._max_step + 1) if self._max_step is not None else 0
+        logged = (self._max_step + 1) if self._max_step is not None else 0
+        # a log past its planned length (max_steps below the last step): the log's length
+        return max(self.total_steps, logged)
 
     def _phase(self, step: int) -> str:
         total = self._total()
