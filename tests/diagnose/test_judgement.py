@@ -254,3 +254,43 @@ def test_a_ramp_logged_from_a_later_step_is_a_warmup() -> None:
         for i, s in enumerate((19, 39, 59, 79, 99))
     ]
     assert _warmup_finding(bent) is None
+
+
+# Goreg12345/nlp2-probing-lms @beefa615, lightning_logs/version_{0,2,3}/metrics.csv (probing
+# classifiers, train loss every 50 steps from 49, 20 epochs): versions 0 and 2 wander
+# 2.3-3.5 with no trend (accuracy at chance), version 3 falls at once from 1.19 and then
+# scatters over two decades near 0.05
+PROBE_V0 = [
+    2.347, 2.792, 3.414, 2.938, 2.625, 3.125, 3.281, 2.652, 3.208, 2.821, 3.382, 3.978, 2.822,
+    2.729, 3.987, 2.875, 2.951, 3.109, 3.107, 2.707, 2.69, 2.66, 3.292, 2.777, 3.229, 3.327,
+    2.954, 2.727,
+]  # fmt: skip
+PROBE_V2 = [
+    2.8, 3.403, 3.349, 3.214, 2.631, 2.826, 3.452, 3.189, 2.856, 2.604, 3.242, 2.505, 3.187,
+    2.842, 3.121, 2.886, 2.961, 2.994, 3.169, 2.865, 2.752, 2.609, 2.953, 2.561, 2.874, 3.274,
+    2.609, 2.819,
+]  # fmt: skip
+PROBE_V3 = [
+    1.185, 0.251, 0.03, 0.108, 0.083, 0.066, 0.374, 0.133, 0.043, 0.094, 0.138, 0.049, 0.037,
+    0.171, 0.051, 0.223, 0.011, 0.239, 0.051, 0.013, 0.013, 0.278, 0.167, 0.002, 0.008, 0.092,
+    0.001, 0.223,
+]  # fmt: skip
+
+
+def test_real_probes_at_chance_and_one_that_learned_at_once() -> None:
+    """No class count in their hparams.yaml: versions 0 and 2 never fell below their start
+    beyond their noise; version 3 fell at once (its second half all far below its first
+    point), however wide its noise (log space: 0.001 to 0.37)."""
+    steps = np.arange(49, 49 + 50 * 28, 50)
+    assert not_learning(steps, np.array(PROBE_V0), 1400) is not None
+    assert not_learning(steps, np.array(PROBE_V2), 1400) is not None
+    assert not_learning(steps, np.array(PROBE_V3), 1400) is None
+
+
+def test_a_resumed_run_is_not_judged_for_learning() -> None:
+    """0Xero7/slm_training version_5 resumes at step 140,749 on a plateau (3.68 -> 3.64): its
+    first point is not the start of its training."""
+    steps = np.arange(140_749, 197_000, 50)
+    flat = _noisy(steps.shape[0], 3.68, 0.03)
+    assert not_learning(steps, flat, 197_000) is None
+    assert not_learning(steps - 140_749, flat, 197_000 - 140_749) is not None
