@@ -294,3 +294,23 @@ def test_a_resumed_run_is_not_judged_for_learning() -> None:
     flat = _noisy(steps.shape[0], 3.68, 0.03)
     assert not_learning(steps, flat, 197_000) is None
     assert not_learning(steps - 140_749, flat, 197_000 - 140_749) is not None
+
+
+def test_whole_series_verdicts_are_the_same_point_by_point() -> None:
+    """not_learning and overfitting look at whole series; fed point by point, RunDetectors
+    ends with the same findings as at once (and returned each when it appeared)."""
+    from tui.diagnose.run_checks import RunDetectors
+    from tui.logs.batch import ColumnBatch
+    from tui.logs.store import RunStore
+
+    n = 300
+    stuck = [(i, float(i), {"loss": float(v)}) for i, v in enumerate(_noisy(n, 2.3, 0.02))]
+    for rows, total in ((_rows(WHISPER_JA_LOSS, WHISPER_JA_EVAL), 5000), (stuck, n)):
+        once = diagnose_run(run_of(rows, total))
+        store, det, returned = RunStore(), RunDetectors(total, {}), []
+        for r in rows:
+            store.append(ColumnBatch.from_records([r]))
+            returned += det.update(store)
+        assert det.findings == once
+        assert all(f in returned for f in once)
+        assert {"overfitting", "not_learning"} & {f.kind for f in once}
