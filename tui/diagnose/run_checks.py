@@ -257,9 +257,12 @@ class RunDetectors:
         return dict(self._stats)
 
     def _total(self) -> int:
-        logged = (self._max_step + 1) if self._max_step is not None else 0
-        # a log past its planned length (max_steps below the last step): the log's length
-        return max(self.total_steps, logged)
+        last = self._max_step
+        if not self.total_steps:
+            return (last + 1) if last is not None else 0
+        # a log past its planned length (max_steps below its last step; HF's steps end at
+        # max_steps itself, 1-based): the log's length
+        return last + 1 if last is not None and last > self.total_steps else self.total_steps
 
     def _phase(self, step: int) -> str:
         total = self._total()
@@ -447,7 +450,12 @@ class RunDetectors:
         n = len(self._grad_events)
         first = self._grad_events[0]
         linked = self._unstable_at(self._grad_events, div)
-        where = f"the worst of {n} episodes, first at step {first.step}" if n > 1 else "1 episode"
+        if n == 1:
+            where = "1 episode"
+        elif first is ev:
+            where = f"the first and worst of {n} episodes"
+        else:
+            where = f"the worst of {n} episodes, the first at step {first.step}"
         if linked:
             at = ", ".join(str(s) for s in linked[:5]) + (" ..." if len(linked) > 5 else "")
             tail = (

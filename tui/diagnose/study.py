@@ -280,7 +280,8 @@ def _trial_fraction(run: Run) -> tuple[float, int, bool] | None:
         return None
     if run.status != "finished" and last + 1 < FINISHED_FRACTION * total:
         return None  # a live trial's best is often its latest point: not judged yet
-    total = max(total, last + 1)  # a log past its planned length: the log's length
+    if last > total:  # a log past its planned length (HF's steps end at max_steps): its own
+        total = last + 1
     val = run.store.series("val_loss")
     src = run.store.series("loss") if run.store.has("loss") else val
     origin = span_origin(src.steps)
