@@ -172,7 +172,7 @@ class EpisodeTracker:
                 if (
                     self.closed
                     and i - self.closed[-1][1] <= self.echo
-                    and self._echo_steps_ok(steps, i)
+                    and self._echo_steps_ok(steps, int(starts[j]))
                     and not pk > self.echo_height * self.peak
                 ):
                     self.open_at = self.closed.pop()[0]  # an echo: the last episode goes on
@@ -198,10 +198,12 @@ class EpisodeTracker:
             return False
         return int(steps[i]) - int(steps[self.last_elevated]) > self.echo_steps
 
-    def _echo_steps_ok(self, steps: np.ndarray | None, i: int) -> bool:
+    def _echo_steps_ok(self, steps: np.ndarray | None, start: int) -> bool:
+        """The new jump begins (a tail's verdict comes later than its peak) within
+        `echo_steps` of the last episode's end."""
         if steps is None or not math.isfinite(self.echo_steps):
             return True
-        return int(steps[i]) - int(steps[self.closed[-1][1]]) <= self.echo_steps
+        return int(steps[start]) - int(steps[self.closed[-1][1]]) <= self.echo_steps
 
     def episode_end(self, start: int, now: int) -> int | None:
         """Last elevated index of the episode that began at `start`; None while it may still

@@ -56,7 +56,7 @@ class JumpParams:
     echo: int = 32  # a jump this soon after a spike ...
     echo_height: float = 1.0  # ... standing at most this fraction of the spike's height above
     # the median (in log space: a 10x echo of a 100x spike) is its echo, not a new spike
-    echo_steps: float = 160  # and within this many steps (32 points of a run logging every 5
+    echo_steps: float = 100  # and within this many steps (20 points of a run logging every 5
     # steps): recurrences 1,000 steps apart in a sparsely logged run are separate spikes
     sigma_floor: float = 0.01  # smallest noise scale (log units: 1%)
     over_max: float = 10.0  # or: above this many times the window's maximum ...
