@@ -137,9 +137,16 @@ def test_r3_across_study_is_warning() -> None:
     v = diagnose_study(study(runs, {"lr": [1.0, 0.1, 0.01]}))
     f = [x for x in v.findings if x.kind == "best_step_early"]
     assert len(f) == 1 and f[0].severity == "warning" and "R3" in f[0].message
-    runs = [trial(f"t{i}", 0.2 + i / 10, hparams={"lr": 10.0**-i}) for i in range(3)]
+    # the best trial inside the searched range (lr=0.1): every trial still improving at its
+    # end is R3's "train longer", a warning across the study
+    runs = [trial(f"t{i}", 0.2 + abs(i - 1) / 10, hparams={"lr": 10.0**-i}) for i in range(3)]
     v = diagnose_study(study(runs, {"lr": [1.0, 0.1, 0.01]}))
     assert [x.severity for x in v.findings if x.kind == "best_step_late"] == ["warning"]
+    # the best trial at the highest rate searched: R5 (widen upward) comes before R3's length
+    # (R4's caveat: too small learning rates make late bests)
+    runs = [trial(f"t{i}", 0.2 + i / 10, hparams={"lr": 10.0**-i}) for i in range(3)]
+    v = diagnose_study(study(runs, {"lr": [1.0, 0.1, 0.01]}))
+    assert "best_step_late" not in kinds(v) and "best_at_search_boundary" in kinds(v)
     # live trials are not judged
     runs = [trial(f"t{i}", 0.2, hparams={"lr": 10.0**-i}, status="running") for i in range(3)]
     for r in runs:
@@ -148,12 +155,15 @@ def test_r3_across_study_is_warning() -> None:
 
 
 def test_tuning_budget() -> None:
-    v = diagnose_study(lr_study([1e-4, 1e-3, 1e-2], [0.5, 0.2, 0.4]))
+    v = diagnose_study(lr_study([1e-4, 1e-3, 1e-2], [0.5, 0.2, 0.4], **{"optimizer.name": "adam"}))
     f = [x for x in v.findings if x.kind == "tuning_budget"]
     assert len(f) == 1 and f[0].severity == "info" and f[0].evidence["supported"] == ["lr"]
     assert "English" in f[0].message and "R8" in f[0].message
+    assert f[0].evidence["optimizer"] == "adam" and "of adam" in f[0].message
     runs = [
-        trial(f"t{i}", 0.2, hparams={"lr": 1e-3 * (1 + i), "beta2": 0.9 + i / 1000})
+        trial(
+            f"t{i}", 0.2, hparams={"lr": 1e-3 * (1 + i), "beta2": 0.9 + i / 1000, "optim": "adamw"}
+        )
         for i in range(12)
     ]
     s = study(
@@ -163,6 +173,52 @@ def test_tuning_budget() -> None:
     assert f.evidence["supported"] == ["lr", "beta1"] and f.evidence["over_budget"] == ["beta2"]
     sgd = lr_study([1e-4, 1e-3, 1e-2], [0.5, 0.2, 0.4], optimizer="sgd")
     assert "tuning_budget" not in kinds(diagnose_study(sgd))
+
+
+def test_tuning_budget_needs_a_known_adam_family_optimizer_and_runs_with_points() -> None:
+    """R8 is Adam's budget: not said when no optimizer is known (pytorch-forecasting's TFT
+    defaults to Ranger; a folder of unrelated runs says nothing), it names the optimizer the
+    hparams give (HF's `optim`, a Hydra `_target_`), and empty runs are not trials."""
+    assert "tuning_budget" not in kinds(diagnose_study(lr_study([1e-4, 1e-3], [0.5, 0.2])))
+    hydra = lr_study([1e-4, 1e-3], [0.5, 0.2], **{"optimizer._target_": "torch.optim.AdamW"})
+    (f,) = [x for x in diagnose_study(hydra).findings if x.kind == "tuning_budget"]
+    assert f.evidence["optimizer"] == "AdamW" and "of AdamW" in f.message
+    paged = lr_study([1e-4, 1e-3], [0.5, 0.2], optim="paged_adamw_8bit")
+    assert "tuning_budget" in kinds(diagnose_study(paged))
+    ranger = lr_study([1e-4, 1e-3], [0.5, 0.2], optimizer="ranger")
+    assert "tuning_budget" not in kinds(diagnose_study(ranger))
+    reruns = lr_study([1e-3, 1e-3], [0.5, 0.5], optimizer="Adam")
+    reruns.swept = {}  # Lightning version_0, version_1 of one hparams.yaml: nothing swept
+    assert "tuning_budget" not in kinds(diagnose_study(reruns))
+    empty = run_of([], None, {"optimizer": "adam", "lr": 1e-2}, run_id="t9")
+    one = study([trial("t0", 0.3, hparams={"optimizer": "adam", "lr": 1e-3}), empty], {})
+    assert "tuning_budget" not in kinds(diagnose_study(one))
+
+
+def test_steps_differ_only_where_every_trial_sets_max_train_steps() -> None:
+    """R2: a length known for one trial and read off another's last step is not a sweep of
+    max_train_steps (a folder of unrelated runs)."""
+    runs = [
+        trial("t0", 0.2, hparams={"lr": 1e-3, "max_train_steps": 300}),
+        trial("t1", 0.2, hparams={"lr": 1e-3}, n=600),
+    ]
+    for r in runs:  # no run.json length: what a reader of other tools' logs has
+        r.run_json.pop("total_steps")
+    assert "steps_differ" not in kinds(diagnose_study(study(runs, {})))
+
+
+def test_study_r3_leaves_out_trials_that_did_not_learn() -> None:
+    """R4's caveat: trials whose loss stayed at its start (a too-small learning rate) peak at
+    their end for nothing; with them left out, one trial is too few for R3 across trials."""
+    n = 300
+    rng = np.random.default_rng(0)
+    stuck_rows = [(i, float(i), {"loss": float(2.3 + 0.02 * rng.normal())}) for i in range(n)] + [
+        (s, float(s), {"val_loss": 2.31 - s * 1e-5}) for s in range(19, n, 20)
+    ]
+    stuck = run_of(stuck_rows, n, {"lr": 1e-6}, run_id="t0")
+    ok = trial("t1", 0.2, hparams={"lr": 1e-4})
+    assert "not_learning" in [f.kind for f in diagnose_run(stuck)]
+    assert "best_step_late" not in kinds(diagnose_study(study([stuck, ok], {"lr": [1e-6, 1e-4]})))
 
 
 def test_steps_differ_and_batch_size_swept() -> None:

@@ -73,11 +73,40 @@ def test_manual_irregular_drops_are_flagged(every: int) -> None:
     assert "R7" in f.message
 
 
-def test_multistep_with_uneven_milestones_is_flagged() -> None:
-    steps, lr = lr_series(
-        lambda o: torch.optim.lr_scheduler.MultiStepLR(o, milestones=[500, 2200, 2600], gamma=0.2)
-    )
-    assert hand_made_schedule(steps, lr) is not None
+class Plateau:
+    """ReduceLROnPlateau fed a validation loss that stalls at uneven steps (an automated rule:
+    drops by one factor at irregular steps, R7), clamped at min_lr."""
+
+    def __init__(self, opt: torch.optim.Optimizer) -> None:
+        self.s = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, factor=0.5, patience=100, min_lr=0.1 * 0.5**3 * 0.6
+        )
+        self.n = 0
+        self.best = 1.0
+
+    def step(self) -> None:
+        self.n += 1
+        # one "validation" per step: it stalls for 130 steps from 400, 1300, 1900 and 2500
+        stalled = any(a <= self.n < a + 130 for a in (400, 1300, 1900, 2500))
+        self.best = self.best if stalled else self.best * 0.999
+        self.s.step(self.best)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda o: torch.optim.lr_scheduler.MultiStepLR(o, milestones=[500, 2200, 2600], gamma=0.2),
+        Plateau,
+    ],
+    ids=["multistep", "reduce-on-plateau"],
+)
+def test_constant_factor_drops_at_uneven_steps_are_not_flagged(make) -> None:
+    """R7 accepts an automated, reproducible rule: drops by one factor at irregular steps are
+    what ReduceLROnPlateau makes (its last drop clamped at min_lr), and MultiStepLR's cannot be
+    told from them by the lr series."""
+    steps, lr = lr_series(make)
+    assert len(find_drops(steps, lr)) >= 3
+    assert hand_made_schedule(steps, lr) is None
 
 
 def test_one_drop_is_not_a_pattern() -> None:

@@ -28,6 +28,8 @@ KINDS: dict[str, tuple[str, str]] = {
     "batch_size_swept": ("R10", "warning"),
     "hand_made_schedule": ("R7", "info"),
     "steps_to_fit": ("R4", "info"),
+    "not_learning": ("R5", "warning"),
+    "overfitting": ("R1", "info"),
 }
 
 

@@ -116,13 +116,20 @@ class EpisodeTracker:
     (SGD momentum and Adam's moments carry the bad update on; the loss recovers unevenly). A
     point that exceeds within `echo` points of the end of the last episode, and stands at most
     `echo_height` times as high as that episode's peak (values are heights above a baseline),
-    reopens it instead of opening a new one; a higher point is a new spike.
+    reopens it instead of opening a new one; a higher point is a new spike, and so is one
+    that follows a calm point of a still open episode standing higher than its peak. The echo
+    window
+    is also bounded in steps (`echo_steps`): in a run logging every 50 steps, 32 points are
+    1,600 steps, and recurrences that far apart are separate spikes.
     Fed chunk by chunk; only the elevated points are visited, so the Python loop runs over the
     rare points, not the series."""
 
-    def __init__(self, quiet: int, echo: int = 0, echo_height: float = 1.0) -> None:
+    def __init__(
+        self, quiet: int, echo: int = 0, echo_height: float = 1.0, echo_steps: float = math.inf
+    ) -> None:
         self.quiet = quiet
         self.echo = echo
+        self.echo_steps = echo_steps
         self.echo_height = echo_height
         self.reset()
 
@@ -140,17 +147,22 @@ class EpisodeTracker:
         values: np.ndarray,
         starts: np.ndarray,
         peaks: np.ndarray,
+        steps: np.ndarray | None = None,
     ) -> list[tuple[int, int]]:
         """Chunk starting at series index `offset`. values: the points' values (compared
         only with each other); starts: where an episode a point opens begins (at or before
         it), and peaks: its highest value up to the point.
+        steps: the whole series' steps (for the echo window in steps), if bounded.
         Returns (start, index) of each episode opened: where it begins, and the point that
         opened it."""
         opened: list[tuple[int, int]] = []
         for j in np.flatnonzero(elevated).tolist():
             i = offset + j
             v = float(values[j])
-            if self.open_at is not None and i - self.last_elevated > self.quiet:
+            if self.open_at is not None and (
+                i - self.last_elevated > self.quiet
+                or (exceeds[j] and i - self.last_elevated > 1 and self._fresh(steps, i, peaks[j]))
+            ):
                 self.closed.append((self.open_at, self.last_elevated))
                 self.open_at = None
             if self.open_at is None:
@@ -160,6 +172,7 @@ class EpisodeTracker:
                 if (
                     self.closed
                     and i - self.closed[-1][1] <= self.echo
+                    and self._echo_steps_ok(steps, int(starts[j]))
                     and not pk > self.echo_height * self.peak
                 ):
                     self.open_at = self.closed.pop()[0]  # an echo: the last episode goes on
@@ -175,6 +188,23 @@ class EpisodeTracker:
                 self.peak = v
         return opened
 
+    def _fresh(self, steps: np.ndarray | None, i: int, peak: float) -> bool:
+        """A jump after a calm point inside an open episode is a new spike when it stands
+        higher than the episode's peak, or comes more than `echo_steps` after its last
+        elevated point (what an echo of a closed episode may not do either)."""
+        if peak > self.echo_height * self.peak:
+            return True
+        if steps is None or not math.isfinite(self.echo_steps):
+            return False
+        return int(steps[i]) - int(steps[self.last_elevated]) > self.echo_steps
+
+    def _echo_steps_ok(self, steps: np.ndarray | None, start: int) -> bool:
+        """The new jump begins (a tail's verdict comes later than its peak) within
+        `echo_steps` of the last episode's end."""
+        if steps is None or not math.isfinite(self.echo_steps):
+            return True
+        return int(steps[start]) - int(steps[self.closed[-1][1]]) <= self.echo_steps
+
     def episode_end(self, start: int, now: int) -> int | None:
         """Last elevated index of the episode that began at `start`; None while it may still
         go on (open, or an echo may still reopen it)."""
@@ -186,3 +216,16 @@ class EpisodeTracker:
             wait = max(self.quiet, self.echo)
             return self.last_elevated if now - self.last_elevated > wait else None
         return None
+
+
+def noise_sd(values: np.ndarray) -> float:
+    """Robust standard deviation of one point around the series' local trend, from second
+    differences (v[i+1] - 2 v[i] + v[i-1] has sd sqrt(6) sigma for independent noise, and a
+    smooth trend, however steep, contributes next to nothing): 1.4826 x their median absolute
+    value / sqrt(6). Finite values only; 0.0 for fewer than 3."""
+    v = np.asarray(values, np.float64)
+    v = v[np.isfinite(v)]
+    if v.shape[0] < 3:
+        return 0.0
+    d2 = v[2:] - 2.0 * v[1:-1] + v[:-2]
+    return MAD_TO_SIGMA * float(np.median(np.abs(d2))) / math.sqrt(6.0)

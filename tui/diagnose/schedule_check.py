@@ -3,8 +3,11 @@
 The playbook's default is linear or cosine decay; a piecewise schedule driven by watching the
 validation curve is to be avoided, while an automated, reproducible rule is acceptable. So a
 run is flagged when its `lr` series holds two or more sudden drops between flat stretches AND
-the drops are irregular (uneven intervals or uneven factors): StepLR / MultiStepLR-style
-schedules with a fixed period and factor are a reproducible rule and pass. Warmup (a rise),
+their factors are uneven. Drops by one constant factor are what automated rules make: StepLR
+(a fixed period), and ReduceLROnPlateau (a plateau of the validation metric, so at irregular
+steps; its last drop may be smaller where the rate is clamped at min_lr), which R7 accepts; a
+MultiStepLR's milestones cannot be told from a plateau rule's by the lr series alone, so they
+pass too. Warmup (a rise),
 linear and cosine decay (small, steady changes between logged points) are never drops here.
 """
 
@@ -34,10 +37,19 @@ def _drop_indices(lr: np.ndarray) -> np.ndarray:
     return i[before & after]
 
 
+def _one_per_step(steps: np.ndarray, lr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The last value of each run of equal steps: a step logged twice (two files holding the
+    same history) is one point, not a flat stretch between the drops of a decay's tail."""
+    if steps.shape[0] < 2:
+        return steps, lr
+    keep = np.r_[steps[1:] != steps[:-1], True]
+    return steps[keep], lr[keep]
+
+
 def find_drops(steps: np.ndarray, lr: np.ndarray) -> list[tuple[int, float]]:
     """(step, factor) of each sudden drop between flat stretches of the lr series."""
     ok = np.isfinite(lr) & (lr > 0)
-    steps, lr = steps[ok], lr[ok].astype(np.float64)
+    steps, lr = _one_per_step(np.asarray(steps)[ok], lr[ok].astype(np.float64))
     return [(int(steps[i + 1]), float(lr[i + 1] / lr[i])) for i in _drop_indices(lr).tolist()]
 
 
@@ -63,6 +75,9 @@ class DropTracker:
         s = np.concatenate((self._steps, np.asarray(steps[start:end])[ok]))
         v = np.concatenate((self._values, new_values[ok]))
         ctx = self._steps.size
+        if ctx and int(s[ctx]) == int(self._steps[-1]):
+            ctx -= 1  # the last context point is logged again: its new value is the point
+        s, v = _one_per_step(s, v)
         for i in _drop_indices(v).tolist():
             if i + 2 >= ctx:  # lr[i + 2] is new: this drop could not be judged before
                 self.drops.append((int(s[i + 1]), float(v[i + 1] / v[i])))
@@ -83,19 +98,11 @@ def finding_from_drops(drops: list[tuple[int, float]]) -> Finding | None:
     # there are enough drops to tell
     judged = intervals[1:] if intervals.size >= 3 else intervals
     irregular_intervals = judged.max() > INTERVAL_SPREAD * max(judged.min(), 1.0)
-    irregular_factors = (factors.max() - factors.min()) > FACTOR_SPREAD * factors.mean()
-    if not (irregular_intervals or irregular_factors):
-        return None
+    if not _uneven(factors):
+        return None  # one constant factor: an automated rule (StepLR, ReduceLROnPlateau), R7
     where = ", ".join(f"{s} (x{f:.2g})" for s, f in drops[:6])
     more = f" and {len(drops) - 6} more" if len(drops) > 6 else ""
-    why = " and ".join(
-        w
-        for w, on in (
-            ("uneven intervals", irregular_intervals),
-            ("uneven factors", irregular_factors),
-        )
-        if on
-    )
+    why = "uneven factors and intervals" if irregular_intervals else "uneven factors"
     return Finding(
         "hand_made_schedule",
         f"lr drops at steps {where}{more}: {why}, a hand-made piecewise schedule (R7); "
@@ -103,3 +110,16 @@ def finding_from_drops(drops: list[tuple[int, float]]) -> Finding | None:
         step=drops[0][0],
         evidence={"drops": [{"step": s, "factor": f} for s, f in drops]},
     )
+
+
+def _uneven(factors: np.ndarray) -> bool:
+    """Drop factors differing by more than FACTOR_SPREAD, a smaller last drop excepted when
+    the others share one factor (ReduceLROnPlateau clamping the rate at its min_lr)."""
+
+    def spread(f: np.ndarray) -> bool:
+        return bool((f.max() - f.min()) > FACTOR_SPREAD * f.mean())
+
+    if not spread(factors):
+        return False
+    head, last = factors[:-1], factors[-1]
+    return not (head.size >= 2 and not spread(head) and last > head.max())

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tui.diagnose.early_spikes import EarlyJudge, EarlySpike
 from tui.diagnose.robust import EpisodeTracker, block_baselines, log_or_nan
 
 
@@ -45,7 +46,8 @@ class Jump:
 class JumpParams:
     block: int = 16  # baseline recomputed every `block` points
     window: int = 64  # trailing points in a baseline
-    min_window: int = 24  # finite points a baseline needs
+    min_window: int = 24  # points a baseline's window needs (half of them finite and not left
+    # out: an early spike's points left out must not leave the next block unjudged)
     min_points: int = 32  # no verdict before this many points
     z: float = 6.0  # robust z above the trailing median to open a spike
     min_ratio: float = 1.3  # and at least this many times the trailing median
@@ -54,6 +56,8 @@ class JumpParams:
     echo: int = 32  # a jump this soon after a spike ...
     echo_height: float = 1.0  # ... standing at most this fraction of the spike's height above
     # the median (in log space: a 10x echo of a 100x spike) is its echo, not a new spike
+    echo_steps: float = 100  # and within this many steps (20 points of a run logging every 5
+    # steps): recurrences 1,000 steps apart in a sparsely logged run are separate spikes
     sigma_floor: float = 0.01  # smallest noise scale (log units: 1%)
     over_max: float = 10.0  # or: above this many times the window's maximum ...
     over_max_z: float = 3.0  # ... and this robust z (very noisy runs, where 6 sd is 100x)
@@ -93,9 +97,12 @@ class _Verdicts:
     marked: np.ndarray  # left out of later baselines
 
 
-# R13: loss spikes. R14: grad norms fluctuate more than the loss, so an outlier must be 3x.
+# R13: loss spikes. R14: grad norms fluctuate more than the loss, so an outlier must be 3x;
+# and an outlier is a point (or a peak with its tail), not a lasting elevation: a grad norm
+# whose level drifts up over a fine-tune (SFT), and a few points above the window's maximum
+# in a row, are no outliers (no sustained or level rule for them).
 LOSS_SPIKE = JumpParams()
-GRAD_OUTLIER = JumpParams(min_ratio=3.0)
+GRAD_OUTLIER = JumpParams(min_ratio=3.0, sustained=1 << 30, level_ratio=math.inf)
 
 
 class JumpDetector:
@@ -106,11 +113,17 @@ class JumpDetector:
         if params.window % params.block:
             raise ValueError("window must be a multiple of block")
         self.p = params
-        self.episodes = EpisodeTracker(params.quiet, params.echo, params.echo_height)
+        # the first points (early_spikes.py); grad norms' outliers are min_ratio (3x) high
+        self.early = EarlyJudge(params.min_points, params.min_ratio)
+        self.episodes = EpisodeTracker(
+            params.quiet, params.echo, params.echo_height, params.echo_steps
+        )
         self.reset()
 
     def reset(self) -> None:
         self.episodes.reset()
+        self.early.reset()
+        self.early_handed = False  # the early judge's episodes and marks given to the tracker
         self.log_mode: bool | None = None  # decided on the first `min_points` points
         self.above_run = 0  # points in a row above their window's maximum
         self.marked: deque[int] = deque()  # left out of later baselines (see _masked)
@@ -119,15 +132,18 @@ class JumpDetector:
         p = self.p
         if end <= start:
             return []
+        early = [self._early_jump(steps, e) for e in self.early.consume(values, end)]
+        if end >= p.min_points and not self.early_handed:
+            self._hand_over_early()
         if self.log_mode is None:
             if end < p.min_points:
-                return []  # nothing is judged yet; the mode is decided on min_points points
+                return early  # the block rules need min_points points (the mode too)
             head = np.asarray(values[: p.min_points], np.float64)
             head = head[np.isfinite(head)]
             self.log_mode = bool(head.shape[0] == 0 or (head > 0).all())
         lo = max(start, p.min_points)
         if end <= lo:
-            return []
+            return early
         # one block more than the window: a tail's peak may lie in the block before lo's
         base = max(0, (lo // p.block - 1) * p.block - p.window)
         raw = np.asarray(values[base:end], np.float64)
@@ -138,7 +154,7 @@ class JumpDetector:
         # straddles a block boundary. A block's baseline only ever sees points before the
         # block, so the verdicts still do not depend on how the points arrive; the stretch
         # after a block where the mask grew is judged again with it.
-        out: list[Jump] = []
+        out: list[Jump] = list(early)
         cur = lo
         # bounded re-judging, O(points) however many splits: a segment after a split is
         # short, and each one without a split is twice as long as the one before
@@ -168,6 +184,24 @@ class JumpDetector:
             out += self._feed(j, steps, ys, rs, sb, stop)
             cur = stop
         return out
+
+    def _early_jump(self, steps: np.ndarray, e: EarlySpike) -> Jump:
+        i = e.index
+        return Jump(e.start, int(steps[e.start]), e.value, e.baseline, e.ratio, e.z, int(steps[i]))
+
+    def _hand_over_early(self) -> None:
+        """The early judge's episodes become the tracker's first closed episodes (their points
+        left out of the block baselines; a later jump may be their echo), and its other
+        elevated points are marked (left out too)."""
+        self.early_handed = True
+        spans = self.early.closed_through(self.p.min_points)
+        covered = {i for a, b in spans for i in range(a, b + 1)}
+        self.episodes.closed.extend(spans)
+        if spans:
+            self.episodes.last_elevated = spans[-1][1]
+            self.episodes.peak = math.inf  # an early spike's height is in another scale:
+            # no later jump counts as its echo by height alone
+        self.marked.extend(sorted(i for i in self.early.left_out if i not in covered))
 
     def _masked(self, y: np.ndarray, base: int) -> np.ndarray:
         """y without the points of spikes (their episodes) and of runs above the window's
@@ -204,7 +238,7 @@ class JumpDetector:
         with np.errstate(invalid="ignore"):
             d = yi - m
             z = d / sigma
-            ok = (c >= p.min_window) & np.isfinite(d)
+            ok = self._enough(idx, c) & np.isfinite(d)
             if self.log_mode:
                 big = d > math.log(p.min_ratio)
                 half = d > 0.5 * math.log(p.min_ratio)
@@ -279,13 +313,20 @@ class JumpDetector:
                 peak = yj - tj > (p.peak_over_max - 1.0) * np.abs(tj)
             return (
                 valid
-                & (cj >= p.min_window)
+                & self._enough(jj, cj)
                 & np.isfinite(yj)
                 & np.isfinite(tail)
                 & peak
                 & ((yj - mj) / sj > p.peak_z)
                 & ((tail - mj) / sj > p.tail_z)
             )
+
+    def _enough(self, idx: np.ndarray, count: np.ndarray) -> np.ndarray:
+        """A baseline speaks for point idx when its window holds min_window points, half of
+        them finite and not left out (spikes' points are)."""
+        p = self.p
+        length = np.minimum(p.window, (idx // p.block) * p.block)
+        return (length >= p.min_window) & (count >= p.min_window // 2)
 
     def _run_at_block_end(self, idx: np.ndarray, run_len: np.ndarray) -> np.ndarray:
         """The points of a run above the window's maximum still going at the end of its
@@ -348,7 +389,7 @@ class JumpDetector:
         for k in np.flatnonzero(starts < np.arange(lo, stop)).tolist():
             peaks[k] = np.nanmax(y[starts[k] - base : lo + k + 1 - base]) - j.m[k]
         out: list[Jump] = []
-        opened = self.episodes.feed(lo, j.elevated[:n], j.exceeds[:n], values, starts, peaks)
+        opened = self.episodes.feed(lo, j.elevated[:n], j.exceeds[:n], values, starts, peaks, steps)
         for first, i in opened:
             k = i - lo
             # the spike's highest point so far, judged against the baseline of the point

@@ -17,9 +17,19 @@ from typing import Any
 
 import numpy as np
 
-from tui.diagnose.bestpoint import FINISHED_FRACTION, MIN_EVALS, r3_side, series_min
+from tui.diagnose.bestpoint import (
+    FINISHED_FRACTION,
+    MIN_EVALS,
+    flat_since_late_line,
+    r3_side,
+    series_min,
+    span_fraction,
+    span_origin,
+)
 from tui.diagnose.findings import Finding
 from tui.diagnose.fit import is_fit_study, steps_to_fit
+from tui.diagnose.learning import logs_reward, not_learning, num_classes_of
+from tui.diagnose.warmup import warmup_from_hparams
 from tui.logs.model import Run, Study
 
 BOUNDARY_FRACTION = 0.1  # R5, quasi-random studies: the outer 10% of the (log) range
@@ -27,6 +37,18 @@ FAR_MORE_TRIALS = 100  # R8: "far more than 25" trials
 LR_NAMES = ("lr", "learning_rate", "optimizer.lr")
 BATCH_NAMES = ("batch_size", "bs", "train_batch_size", "per_device_train_batch_size")
 STEP_NAMES = ("max_train_steps", "max_steps", "total_steps", "num_train_steps")
+OPTIMIZER_KEYS = (  # where an optimizer's name is found in the hyperparameters
+    "optimizer.name",
+    "optimizer",
+    "optim",
+    "optimizer_name",
+    "optim_name",
+    "optimizer_type",
+    "optimizer.type",
+    "optimizer._target_",
+    "optimizer.class_path",
+    "opt",
+)
 ADAM_PARAMS = {  # R8: hyperparameter names -> the Adam hyperparameter they are
     "lr": "lr",
     "learning_rate": "lr",
@@ -139,7 +161,7 @@ def diagnose_study(
         assert param is not None
         findings += _boundary(study, param, values, best_run, by_id, boundary_fraction)
         findings += _feasibility_edge(param, values, runs, infeasible, best_run, by_id)
-    findings += _r3_across(feasible)
+    findings += _r3_across(feasible, _lr_at_top(param, values, best_run, by_id))
     findings += _budget(study)
     findings += _steps_differ(study)
     findings += _batch_size_swept(study)
@@ -238,8 +260,19 @@ def _feasibility_edge(
     ]
 
 
-def _trial_fraction(run: Run) -> tuple[float, int] | None:
-    """(best val step fraction, best step) for a finished trial with enough evaluations."""
+def learned(run: Run) -> bool:
+    """The trial's training loss fell meaningfully (R5/R4: learning.not_learning)."""
+    if not run.store.has("loss") or logs_reward(run.store.names()):
+        return True  # nothing says otherwise
+    loss = run.store.series("loss")
+    total = run.total_steps
+    w = warmup_from_hparams(run.hparams, total)
+    return not_learning(loss.steps, loss.values, total, w, num_classes_of(run.hparams)) is None
+
+
+def _trial_fraction(run: Run) -> tuple[float, int, bool] | None:
+    """(best val step fraction over the trial's own span, best step, still improving after
+    the 75% line) for a finished trial with enough evaluations."""
     b = series_min(run.store, "val_loss")
     total = run.total_steps
     last = run.max_step
@@ -247,18 +280,46 @@ def _trial_fraction(run: Run) -> tuple[float, int] | None:
         return None
     if run.status != "finished" and last + 1 < FINISHED_FRACTION * total:
         return None  # a live trial's best is often its latest point: not judged yet
-    return (b[1] + 1) / total, b[1]
+    if last > total:  # a log past its planned length (HF's steps end at max_steps): its own
+        total = last + 1
+    val = run.store.series("val_loss")
+    src = run.store.series("loss") if run.store.has("loss") else val
+    origin = span_origin(src.steps)
+    if origin >= total:
+        return None
+    flat = flat_since_late_line(val.steps, val.values, origin, total)[0]
+    return span_fraction(b[1], origin, total), b[1], not flat
 
 
-def _r3_across(feasible: list[Run]) -> list[Finding]:
-    """R3 across trials: the best step always in the first 10% / always in the last 25%."""
-    fr = [f for f in (_trial_fraction(r) for r in feasible) if f is not None]
+def _lr_at_top(
+    param: str | None, values: list[float] | None, best_run: str | None, by_id: dict[str, int]
+) -> bool:
+    """The best trial holds the highest learning rate searched: late bests may be a too-small
+    learning rate's (R4's caveat, R5), not a too-short training's."""
+    if param is None or values is None or best_run is None or len(set(values)) < 2:
+        return False
+    if len(values) != len(by_id):
+        return False
+    if param.lower() not in LR_NAMES and not param.lower().endswith("lr"):
+        return False
+    return values[by_id[best_run]] == max(values)
+
+
+def _r3_across(feasible: list[Run], lr_at_top: bool = False) -> list[Finding]:
+    """R3 across trials: the best step always in the first 10% / always in the last 25%.
+    Trials that did not learn say nothing about training length (R4's caveat) and are left
+    out; the late side needs every trial still improving after its 75% line, and is not said
+    when the best trial holds the highest learning rate searched (widen the search first,
+    R5)."""
+    fr = [f for f in (_trial_fraction(r) for r in feasible if learned(r)) if f is not None]
     if len(fr) < 2:
         return []
     sides = {r3_side(f[0]) for f in fr}
     if len(sides) != 1 or None in sides:
         return []
     side = sides.pop()
+    if side == "late" and (lr_at_top or not all(f[2] for f in fr)):
+        return []
     lo, hi = min(f[0] for f in fr), max(f[0] for f in fr)
     advice = (
         "max_train_steps is too high"
@@ -281,19 +342,33 @@ def _r3_across(feasible: list[Run]) -> list[Finding]:
     ]
 
 
-def _adam_like(study: Study) -> bool:
-    for run in study.runs:
-        for key in ("optimizer.name", "optimizer", "optim", "optimizer_name", "optim_name"):
-            v = run.hparams.get(key)
-            if isinstance(v, str):
-                return "adam" in v.lower()
-    return True  # unknown: the advice is phrased for Adam
+def optimizer_of(run: Run) -> str | None:
+    """The optimizer's name as the hyperparameters give it (optimizer, optimizer.name, optim,
+    ...; "torch.optim.AdamW" -> "AdamW"), or None."""
+    for key in OPTIMIZER_KEYS:
+        v = run.hparams.get(key)
+        if isinstance(v, str) and v.strip():
+            return v.strip().rsplit(".", 1)[-1]
+    return None
+
+
+def _adam_family(study: Study) -> str | None:
+    """The Adam-family optimizer(s) the trials name (R8 is Adam's budget: adam, adamw, nadam,
+    paged_adamw_8bit, ...), or None when none is named or one is not Adam's."""
+    names = {o for r in study.runs if (o := optimizer_of(r)) is not None}
+    if not names or not all("adam" in o.lower() for o in names):
+        return None
+    return ", ".join(sorted(names))
 
 
 def _budget(study: Study) -> list[Finding]:
-    """R8: what the trial count supports tuning (Adam)."""
-    n = len(study.runs)
-    if n < 2 or study.is_replicate or study.is_remedy or not _adam_like(study):
+    """R8: what the trial count supports tuning, for a known Adam-family optimizer, named;
+    trials with no points do not count."""
+    n = sum(1 for r in study.runs if r.store.last_step is not None)
+    if n < 2 or study.is_replicate or study.is_remedy or not study.swept:
+        return []  # nothing swept: reruns of one configuration tune nothing
+    optimizer = _adam_family(study)
+    if optimizer is None:
         return []
     supported = ["lr"]
     if n >= 10:
@@ -308,7 +383,7 @@ def _budget(study: Study) -> list[Finding]:
         f"; this study also tunes {', '.join(over)}: more than {n} trials support" if over else ""
     )
     msg = (
-        f"{n} trials support tuning {' + '.join(supported)} of Adam{extra} — R8: <10 trials "
+        f"{n} trials support tuning {' + '.join(supported)} of {optimizer}{extra} — R8: <10 trials "
         f"lr only, 10-25 +beta1, >25 +beta2, far more +eps (the English playbook swaps the "
         f"last two: >25 eps, far more beta2)"
     )
@@ -317,7 +392,13 @@ def _budget(study: Study) -> list[Finding]:
             "tuning_budget",
             msg,
             None,
-            {"trials": n, "supported": supported, "swept": swept, "over_budget": over},
+            {
+                "trials": n,
+                "optimizer": optimizer,
+                "supported": supported,
+                "swept": swept,
+                "over_budget": over,
+            },
         )
     ]
 
@@ -333,8 +414,11 @@ def _max_steps(run: Run) -> int | None:
 
 
 def _steps_differ(study: Study) -> list[Finding]:
-    """R2: never tune max_train_steps inside a study."""
+    """R2: never tune max_train_steps inside a study; judged only where every trial's
+    max_train_steps is known (a length read off a log's last step is not a setting)."""
     known = {r.id: s for r in study.runs if (s := _max_steps(r)) is not None}
+    if len(known) < len(study.runs):
+        return []
     distinct = sorted(set(known.values()))
     if len(distinct) < 2:
         return []
