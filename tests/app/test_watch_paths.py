@@ -32,6 +32,7 @@ def test_changed_files_are_named(tmp_path: Path) -> None:
     fa.write_text("")
     fb.write_text("")
     w = Watcher([tmp_path])
+    w.start()
     try:
         assert w.reason == "inotify"
         assert w.take_paths() is None  # the first round reads everything
@@ -45,6 +46,7 @@ def test_changed_files_are_named(tmp_path: Path) -> None:
 
 def test_too_many_events_hand_over_to_polling(tmp_path: Path) -> None:
     w = Watcher([tmp_path])
+    w.start()
     try:
         for _ in range(watch.BUSY_EVENTS + 1):
             w._count_event()
