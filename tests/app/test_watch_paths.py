@@ -8,7 +8,10 @@ import threading
 import time
 from pathlib import Path
 
+from conftest import wait_until, write_run
+
 import tui.watch as watch
+from tui.app import make_app
 from tui.watch import Watcher
 
 
@@ -69,3 +72,27 @@ def test_a_quiet_minute_reads_everything_once(tmp_path: Path, monkeypatch) -> No
         assert w.take_paths() is None
     finally:
         w.stop()
+
+
+async def test_header_says_polling_above_the_budget_and_new_runs_still_show(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """The watcher's state reaches the header (WatchChanged), and a run that appears after
+    the dashboard chose polling is shown."""
+    monkeypatch.setattr(watch, "FOLDER_BUDGET", 5)
+    monkeypatch.setattr(watch, "DEFAULT_POLL", 0.1)
+    for i in range(12):
+        (tmp_path / "old" / f"f{i}").mkdir(parents=True)
+    write_run(tmp_path / "study" / "a", 30)
+    app = make_app([tmp_path])
+    async with app.run_test(size=(160, 48)) as pilot:
+        status = app.query_one("#status")
+
+        def header() -> str:
+            return str(getattr(status.content, "plain", status.content))
+
+        await wait_until(pilot, lambda: "above the inotify budget" in header())
+        assert "polling every 0.1 s: 16 folders is above the inotify budget (5)" in header()
+        await wait_until(pilot, lambda: "study/a" in app.runs)
+        write_run(tmp_path / "study" / "b", 30)
+        await wait_until(pilot, lambda: "study/b" in app.runs)

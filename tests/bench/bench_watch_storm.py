@@ -77,7 +77,8 @@ async def bench(folders: int, runs: int, idle: float, poll: float | None, wait: 
         root = Path(d)
         t = time.perf_counter()
         make_tree(root, folders, runs)
-        print(f"tree: {folders:,} empty folders + {runs} runs, made in {time.perf_counter() - t:.1f} s")
+        took = time.perf_counter() - t
+        print(f"tree: {folders:,} empty folders + {runs} runs, made in {took:.1f} s")
         app = make_app([root], poll=poll)
         async with app.run_test(size=(160, 48)) as pilot:
             t0 = time.monotonic()
