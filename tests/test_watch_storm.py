@@ -311,3 +311,16 @@ def test_20000_folders_new_run_within_two_polls(
         if "study/t2" in engine.workspace.runs:
             break
     assert "study/t2" in engine.workspace.runs, "not found in two polls"
+
+
+def test_stamps_on_a_network_fs_list_hot_folders_each_check(tmp_path: Path) -> None:
+    """On NFS a stat can answer from a minute-old cache; listing revalidates: hot folders are
+    listed every check there (and only there)."""
+    write_run(tmp_path / "run")
+    for relist, extra in ((False, 0), (True, 2)):
+        stamps = FolderStamps([tmp_path], relist_hot=relist)
+        stamps.build()
+        settled(stamps)
+        before = stamps.listings
+        assert not stamps.check(1.0)
+        assert stamps.listings == before + extra  # the root and run/ are hot

@@ -216,6 +216,7 @@ class Watcher:
         self._too_busy = False
         self._overflowed = False
         self._started = False
+        self._stopped = False
         self._observer: Any = None
         self._handler: Any = None
         self._stamps: FolderStamps | None = None
@@ -236,13 +237,16 @@ class Watcher:
 
     def start(self) -> None:
         """Watch: inotify within the folder budget, else stamps for polling. Idempotent."""
-        if self._started:
+        if self._started or self._stopped:
             return
         self._started = True
         if self.interval is None:
             self._start_inotify()
         if self.interval is not None:
             self._start_polling()
+        if self._stopped:  # stop() came while this ran on the worker's thread
+            self._stop_observer()
+            return
         self._said(self.reason)
 
     def _said(self, reason: str) -> None:
@@ -355,7 +359,8 @@ class Watcher:
     # -- polling -------------------------------------------------------------------------
     def _start_polling(self) -> None:
         folders = [r for r in self.roots if not r.is_file()]  # a file root: nothing to find
-        self._stamps = FolderStamps(folders) if folders else None
+        network = any(r.exists() and is_network_fs(r) for r in folders)
+        self._stamps = FolderStamps(folders, relist_hot=network) if folders else None
         if self._stamps is not None:
             n = self._stamps.build()  # before the first walk: what comes after is a change
             if self._over_budget:
@@ -471,5 +476,6 @@ class Watcher:
         self._flag(created)
 
     def stop(self) -> None:
+        self._stopped = True
         self._stop_observer()
         self._wake.set()

@@ -57,8 +57,11 @@ class FolderStamps:
     """The stamps of every folder under some roots. Not thread-safe: one caller (the worker
     thread that polls)."""
 
-    def __init__(self, roots: list[Path]) -> None:
+    def __init__(self, roots: list[Path], relist_hot: bool = False) -> None:
         self.roots = [os.fspath(r) for r in roots]
+        # network file systems: a stat answers from the client's attribute cache (up to a
+        # minute old on NFS), opening a folder revalidates it; so hot folders are listed
+        self.relist_hot = relist_hot
         self._stamps: dict[str, _Stamp] = {}
         self._missing: set[str] = set()  # roots that are not folders (yet)
         self._hot: list[str] = []
@@ -139,7 +142,7 @@ class FolderStamps:
         if self._dirty or now >= self._replan_at:
             self._plan(now)
         for path in self._hot:
-            changed |= self._check_one(path, now)
+            changed |= self._check_one(path, now, relist=self.relist_hot)
         changed |= self._sweep(budget_s, now)
         return changed
 
@@ -157,7 +160,7 @@ class FolderStamps:
             changed |= self._check_one(cold[self._cursor], now)
         return changed
 
-    def _check_one(self, path: str, now: float) -> bool:
+    def _check_one(self, path: str, now: float, relist: bool = False) -> bool:
         old = self._stamps.get(path)
         if old is None:
             return False  # dropped earlier in this check (its parent went)
@@ -168,7 +171,8 @@ class FolderStamps:
             self._dirty = True
             return True
         racy = old.mtime_ns + RACY_NS >= old.listed_ns  # changed just before it was listed
-        if st.st_mtime_ns == old.mtime_ns and st.st_ino == old.ino and not racy:
+        same = st.st_mtime_ns == old.mtime_ns and st.st_ino == old.ino
+        if same and not racy and not relist:
             return False
         new = self._list(path, old.depth, old.born)
         if new is None:
