@@ -227,8 +227,8 @@ class TunetopApp(App[None]):
         self.query_one("#sidebar").border_title = "runs"
         self.query_one("#plot-hparam").display = False
         self.query_one(RunTree).focus()
+        self.start_following()  # first: the header names how files are watched
         self._update_status()
-        self.start_following()
         # stalled detection needs the clock: a cheap check that relabels only what changed
         every = max(1.0, min(30.0, self.config.stalled_after / 4))
         self.set_interval(every, self.refresh_states)
