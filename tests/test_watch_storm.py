@@ -268,6 +268,14 @@ def test_stamps_see_a_root_that_appears(tmp_path: Path) -> None:
     write_run(root / "run")
     assert stamps.check(1.0)
     assert len(stamps) == 2
+    (root / "run" / "metrics.jsonl").unlink()
+    (root / "run").rmdir()
+    root.rmdir()
+    assert stamps.check(1.0)  # the root went
+    assert len(stamps) == 0
+    write_run(root / "again")
+    assert stamps.check(1.0)  # and came back
+    assert len(stamps) == 2
 
 
 def test_a_poll_of_an_unchanged_tree_lists_nothing(tmp_path: Path) -> None:

@@ -168,6 +168,8 @@ class FolderStamps:
             st = os.stat(path, follow_symlinks=False)
         except OSError:
             self._drop_tree(path)  # gone: its parent's listing changed too
+            if path in self.roots:
+                self._missing.add(path)  # a root: watched for again
             self._dirty = True
             return True
         racy = old.mtime_ns + RACY_NS >= old.listed_ns  # changed just before it was listed
