@@ -157,6 +157,26 @@ def test_within_the_budget_uses_inotify(
     assert w.reason == "inotify" and w._observer is not None
 
 
+def test_a_late_root_above_the_budget_switches_to_polling(
+    tmp_path: Path, watcher_factory: Callable[..., Watcher], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(watch, "FOLDER_BUDGET", 5)
+    monkeypatch.setattr(watch, "DEFAULT_POLL", 0.05)
+    late = tmp_path / "late"
+    said: list[str] = []
+    w = watcher_factory([late], on_change=said.append)
+    stop = threading.Event()
+    assert w.wait(stop) == (True, True)  # the first round: inotify, the root pending
+    assert w.reason == "inotify"
+    for i in range(8):
+        (late / f"f{i}").mkdir(parents=True)
+    deadline = time.monotonic() + 10
+    while w.interval is None and time.monotonic() < deadline:
+        w.wait(stop)
+    assert w.reason == "polling every 0.05 s: 9 folders is above the inotify budget (5)"
+    assert said[-1] == w.reason and w._observer is None
+
+
 def follow(w: Watcher, engine: Engine, stop: threading.Event, found: set[str]) -> None:
     """The app's follow loop, without the app."""
     while not stop.is_set():

@@ -343,6 +343,8 @@ class Watcher:
         if self._overflowed:
             self.interval = DEFAULT_POLL
             self.reason = f"polling every {DEFAULT_POLL:g} s: inotify queue overflowed"
+        elif self._over_budget:  # a root that appeared late brought too many folders
+            self.interval = DEFAULT_POLL
         else:
             self.interval = BUSY_POLL
             self.reason = (
@@ -416,7 +418,12 @@ class Watcher:
         """A root that did not exist at start is watched once it appears."""
         if not self._pending_roots or self._observer is None:
             return
+        budget = inotify_budget()
         for root in list(self._pending_roots):
+            if root.is_dir() and count_folders([root], budget) > budget:
+                self._over_budget = budget
+                self._switch_to_polling()
+                return
             if root.exists():
                 try:
                     target = root if root.is_dir() else root.parent
