@@ -93,7 +93,9 @@ def test_queue_overflow_switches_to_polling(
     assert w.reason == "inotify" and said == ["inotify"]
     stop = threading.Event()
     assert w.wait(stop) == (True, True)  # the first round
-    fd = w._observer._inotify_fd  # watchdog's reader: it reads events only under this lock
+    fd = getattr(w._observer, "_inotify_fd", None)  # watchdog's reader: reads under its lock
+    if fd is None:
+        pytest.skip("watchdog < 7 has no InotifyFD: a queue overflow is not reported there")
     a, b = (os.open(tmp_path / n, os.O_WRONLY | os.O_CREAT, 0o644) for n in ("a", "b"))
     assert fd._lock.acquire(timeout=5)
     try:
