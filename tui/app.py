@@ -58,6 +58,7 @@ from tui.engine import (
     RunStatusChanged,
     StudiesChanged,
     StudyDiagnosed,
+    WatchChanged,
     run_state,
 )
 from tui.logs.model import Run, Study
@@ -226,8 +227,8 @@ class TunetopApp(App[None]):
         self.query_one("#sidebar").border_title = "runs"
         self.query_one("#plot-hparam").display = False
         self.query_one(RunTree).focus()
+        self.start_following()  # first: the header names how files are watched
         self._update_status()
-        self.start_following()
         # stalled detection needs the clock: a cheap check that relabels only what changed
         every = max(1.0, min(30.0, self.config.stalled_after / 4))
         self.set_interval(every, self.refresh_states)
@@ -239,7 +240,7 @@ class TunetopApp(App[None]):
         if self.engine is None:
             self.engine = Engine(self.paths, self.config)
         if self.watcher is None:
-            self.watcher = Watcher(self.paths, self.poll_interval)
+            self.watcher = Watcher(self.paths, self.poll_interval, self._watch_changed)
         self._stop.clear()
         self.follow()
 
@@ -266,10 +267,18 @@ class TunetopApp(App[None]):
             if engine.roots_changed:
                 # a study launched outside every watched root: watch the roots again, with it
                 watcher.stop()
-                watcher = Watcher(engine.roots, self.poll_interval)
+                watcher = Watcher(engine.roots, self.poll_interval, self._watch_changed)
                 self.watcher = watcher
             # a few rounds a second at most: what arrives meanwhile is read in the next round
             self._stop.wait(max(0.0, MIN_ROUND - (time.monotonic() - started)))
+
+    def _watch_changed(self, reason: str) -> None:
+        """The watcher switched (any thread): the header says how files are watched now."""
+        self.post_message(WatchChanged(reason))
+
+    @_while_running
+    def on_watch_changed(self, message: WatchChanged) -> None:
+        self._update_status()
 
     WORKER_FAILURES: ClassVar[dict[str, str]] = {
         "follow": "reading stopped",

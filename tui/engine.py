@@ -119,6 +119,14 @@ class ReadErrors(Message):
     errors: list[tuple[str, str]]  # (path, message)
 
 
+@dataclass
+class WatchChanged(Message):
+    """How the files are watched changed (inotify, or polling and why: tui.watch): the
+    header says it."""
+
+    reason: str
+
+
 # -- run state (the tree's glyph) -------------------------------------------------------------
 
 GLYPHS: dict[str, tuple[str, str]] = {

@@ -8,8 +8,12 @@ import threading
 import time
 from pathlib import Path
 
+from conftest import wait_until, write_run
+
 import tui.watch as watch
+from tui.app import make_app
 from tui.watch import Watcher
+from tui.widgets.run_tree import RunTree
 
 
 def wait_paths(w: Watcher, want: Path, timeout: float = 10.0) -> set[str]:
@@ -32,6 +36,7 @@ def test_changed_files_are_named(tmp_path: Path) -> None:
     fa.write_text("")
     fb.write_text("")
     w = Watcher([tmp_path])
+    w.start()
     try:
         assert w.reason == "inotify"
         assert w.take_paths() is None  # the first round reads everything
@@ -45,6 +50,7 @@ def test_changed_files_are_named(tmp_path: Path) -> None:
 
 def test_too_many_events_hand_over_to_polling(tmp_path: Path) -> None:
     w = Watcher([tmp_path])
+    w.start()
     try:
         for _ in range(watch.BUSY_EVENTS + 1):
             w._count_event()
@@ -67,3 +73,31 @@ def test_a_quiet_minute_reads_everything_once(tmp_path: Path, monkeypatch) -> No
         assert w.take_paths() is None
     finally:
         w.stop()
+
+
+async def test_header_says_polling_above_the_budget_and_new_runs_still_show(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """The watcher's state reaches the header (WatchChanged), and a run that appears after
+    the dashboard chose polling is shown."""
+    monkeypatch.setattr(watch, "FOLDER_BUDGET", 5)
+    monkeypatch.setattr(watch, "DEFAULT_POLL", 0.1)
+    for i in range(12):
+        (tmp_path / "old" / f"f{i}").mkdir(parents=True)
+    write_run(tmp_path / "study" / "a", 30)
+    app = make_app([tmp_path])
+    async with app.run_test(size=(160, 48)) as pilot:
+        status = app.query_one("#status")
+
+        def header() -> str:
+            return str(getattr(status.content, "plain", status.content))
+
+        await wait_until(pilot, lambda: "above the inotify budget" in header())
+        assert "polling every 0.1 s: 16 folders is above the inotify budget (5)" in header()
+        await wait_until(pilot, lambda: "study/a" in app.runs)
+        write_run(tmp_path / "study" / "b", 30)
+        tree = app.query_one(RunTree)
+        await wait_until(pilot, lambda: "study/b" in tree.run_ids)
+        # the tree's rebuild queues a highlight: let it be handled before the app closes (one
+        # handled after the widgets are gone raises NoMatches in TunetopApp._highlighted)
+        await pilot.pause()
