@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from runner import spec as rspec
+from runner.child import python_argv
 
 DEMO_LR = 0.3  # SGD with momentum: the loss falls, then turns up (an instability, R12)
 
@@ -51,9 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     from tui.remedy.supervise import Supervisor
 
     supervisor = Supervisor()
-    job = supervisor.spawn(
-        [sys.executable, "-m", "runner", str(spec_path), "--out", str(runs)], "demo", runs
-    )
+    # the same start as every child (runner/child.py): our interpreter with -P, absolute
+    # paths, the demo's own fresh folder (mkdtemp: 0700, ours) as the working directory
+    base = base.resolve()
+    argv = python_argv("-m", "runner", str(spec_path.resolve()), "--out", str(runs.resolve()))
+    job = supervisor.spawn(argv, "demo", runs.resolve(), cwd=base)
     print(f"tunetop demo: training in {runs} (pid {job.pid})", file=sys.stderr)
     try:
         app = make_app([runs], supervisor=supervisor)
