@@ -37,6 +37,8 @@ DROPPED = ("PYTHONSTARTUP", "PYTHONINSPECT", "PYTHON_EXEC")
 # again (its script's folder is where the user's own modules live: `import model` beside
 # train.py must work) unless the user had set it themselves
 OUR_SAFEPATH = "TUNETOP_SET_PYTHONSAFEPATH"
+# where the user launched from, passed down to the runner (runner.study.user_launch_dir)
+LAUNCH_DIR_ENV = "TUNETOP_LAUNCH_DIR"
 
 
 @dataclass(frozen=True)

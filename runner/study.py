@@ -41,7 +41,14 @@ from typing import IO, Any
 
 from runner import search, state
 from runner import spec as specmod
-from runner.child import Child, clean_env, command_argv, command_env, python_argv
+from runner.child import (
+    LAUNCH_DIR_ENV,
+    Child,
+    clean_env,
+    command_argv,
+    command_env,
+    python_argv,
+)
 from runner.rundir import (
     EXIT_DIVERGED,
     EXIT_FAILED,
@@ -266,9 +273,6 @@ def run_command(
     return ("finished" if returncode == 0 else "failed"), code
 
 
-LAUNCH_DIR_ENV = "TUNETOP_LAUNCH_DIR"
-
-
 def user_launch_dir() -> Path:
     """Where the user launched from, against which an external command's relative paths are
     read: passed down in TUNETOP_LAUNCH_DIR (the dashboard's cwd for the runner it starts in
@@ -401,17 +405,24 @@ class Study:
         )
         trial.proc = spawn(child.argv, trial.dir / "output.log", child.env, child.cwd)
 
-    def start(self, trial: Trial, slot: int, cuda: str | None) -> None:
-        self.prepare(trial)
-        assert trial.dir is not None
+    def start(self, trial: Trial, slot: int, cuda: str | None) -> bool:
+        """Start one trial; False (the trial recorded failed) when it cannot be started, e.g.
+        its folder was replaced by a symlink (open_log refuses it): the study goes on."""
         try:
+            self.prepare(trial)
+            assert trial.dir is not None
             self.launch(trial, cuda)
-        except OSError:
+        except OSError as e:
             self.drop_spec(trial)
-            raise
+            trial.status, trial.exit_code = "failed", EXIT_FAILED
+            print(f"t{trial.index:03d} failed: cannot start it: {e}", flush=True)
+            self.save()
+            return False
+        assert trial.proc is not None
         trial.slot, trial.status = slot, "running"
         print(f"started {trial.dir.name} {trial.overrides} (pid {trial.proc.pid})", flush=True)
         self.save()
+        return True
 
     def run(self) -> int:
         slots = device_slots(self.spec.base, self.nproc)
@@ -430,7 +441,9 @@ class Study:
         while pending or running:
             while pending and free and not self.stop_signum:
                 trial, slot = pending.pop(0), free.pop(0)
-                self.start(trial, slot, slots[slot % len(slots)])
+                if not self.start(trial, slot, slots[slot % len(slots)]):
+                    free.append(slot)
+                    continue
                 running[trial.index] = trial
                 threading.Thread(target=wait_for, args=(trial,), daemon=True).start()
             if self.stop_signum:

@@ -37,8 +37,7 @@ from typing import Any
 
 from runner import spec as rspec
 from runner import state
-from runner.child import clean_env, python_argv
-from runner.study import LAUNCH_DIR_ENV
+from runner.child import LAUNCH_DIR_ENV, clean_env, python_argv
 from tui.remedy.plan import Plan
 
 # longer than the runner's own grace for its trials (runner/study.py, 10 s), so a study can
