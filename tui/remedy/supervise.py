@@ -285,8 +285,13 @@ class Supervisor:
 
     def _signal(self, job: Job, sig: signal.Signals) -> bool:
         """`sig` to the job's process group, only after its pid's start time and argv were
-        checked against the record; False when they do not match (nothing is sent)."""
-        if not job.same_process():
+        checked against the record; False when they do not match (nothing is sent). A child
+        of ours that we have not reaped is that process for sure (its pid cannot be reused
+        before we reap it), whatever it exec'd since; a job found again is checked."""
+        if job.proc is not None:
+            if job.proc.poll() is not None:
+                return False  # ended (and reaped now): its pid may be anyone's from here on
+        elif not job.same_process():
             return False
         try:
             pgid = os.getpgid(job.pid)
