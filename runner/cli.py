@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import stat
 import sys
 import threading
 import traceback
@@ -207,6 +208,32 @@ def _run(
     return code
 
 
+def _not_ours(run_dir: Path) -> str | None:
+    """Why a folder given to --resume may not decide what runs, or None. Its run.json names
+    the spec (and so maybe a command) and its checkpoint the weights: the folder, run.json,
+    checkpoints/ and last.pt must be ours and writable by no one else (the trust rule of
+    DESIGN.md's tunetop.toml section, for the files the runner itself reads)."""
+    for path in (
+        run_dir,
+        run_dir / "run.json",
+        run_dir / "checkpoints",
+        run_dir / "checkpoints" / "last.pt",
+    ):
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            return f"{path}: {e.strerror}"
+        if stat.S_ISLNK(st.st_mode):
+            return f"{path} is a symlink: not resumed"
+        if st.st_uid != os.getuid():
+            return f"{path} is owned by uid {st.st_uid}, not by you: not resumed"
+        if stat.S_IMODE(st.st_mode) & 0o022:
+            return f"{path} is writable by group or others: not resumed"
+    return None
+
+
 def _unloadable_checkpoint(run_dir: Path) -> str | None:
     """Why the run's last checkpoint cannot be resumed from (it must pass
     torch.load(weights_only=True): a pickle payload is refused before any of it runs), or None
@@ -245,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.resume:
         run_dir = Path(args.resume)
+        if problem := _not_ours(run_dir):
+            return _usage_error(problem)
         try:
             loaded = specmod.from_dict(read_json(run_dir / "run.json")["spec"])
         except (OSError, ValueError, KeyError) as e:

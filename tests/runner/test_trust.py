@@ -238,3 +238,20 @@ def test_no_file_of_a_run_is_opened_through_a_symlink(tmp_path: Path) -> None:
     with pytest.raises(OSError):
         MetricsWriter(run)
     assert target.read_text() == ""
+
+
+def test_resume_refuses_a_folder_others_can_write(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    spec = specmod.RunSpec(workload="digits_mlp", name="r", max_train_steps=4, device="cpu")
+    RunRecord.start(run, spec).finish("stopped", 143)
+    os.chmod(run / "run.json", 0o664)  # a colleague could have put any command in it
+    proc = subprocess.run(
+        [sys.executable, "-m", "runner", "--resume", str(run)],
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and "writable by group or others" in proc.stderr
+    assert len(proc.stderr.splitlines()) == 1
