@@ -23,6 +23,7 @@ import os
 import secrets
 import stat
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -91,11 +92,28 @@ def write_private_json(path: Path, obj: Any) -> None:
 def new_trial_spec(text: str) -> Path:
     """A 0600 file in trials/ holding a trial's spec: the private channel from the study
     process to its trial (never the trial folder, which sits in a tree others may write)."""
-    path = trials_dir() / f"{secrets.token_hex(8)}.toml"
+    folder = trials_dir()
+    _drop_stale(folder)
+    path = folder / f"{secrets.token_hex(8)}.toml"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
     return path
+
+
+STALE_S = 2 * 86400  # a trial reads its spec once, at its start: older ones are leftovers
+
+
+def _drop_stale(folder: Path) -> None:
+    """Remove specs left by a study that was killed (-9) before its trials ended."""
+    now = time.time()
+    try:
+        for entry in os.scandir(folder):
+            age = now - entry.stat(follow_symlinks=False).st_mtime
+            if entry.name.endswith(".toml") and age > STALE_S:
+                os.unlink(entry.path)
+    except OSError:
+        pass
 
 
 def read_private(path: Path, limit: int = 1 << 20) -> str:

@@ -255,3 +255,13 @@ def test_resume_refuses_a_folder_others_can_write(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2 and "writable by group or others" in proc.stderr
     assert len(proc.stderr.splitlines()) == 1
+
+
+def test_private_specs_are_0600_and_leftovers_go() -> None:
+    old = state.new_trial_spec('workload = "digits_mlp"\n')
+    assert stat.S_IMODE(old.stat().st_mode) == 0o600
+    assert stat.S_IMODE(old.parent.stat().st_mode) == 0o700
+    os.utime(old, (1, 1))  # left by a study killed with -9, long ago
+    new = state.new_trial_spec('workload = "digits_mlp"\n')
+    assert new.exists() and not old.exists()
+    assert state.read_private(new) == 'workload = "digits_mlp"\n'
