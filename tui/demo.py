@@ -53,10 +53,10 @@ def main(argv: list[str] | None = None) -> int:
 
     supervisor = Supervisor()
     # the same start as every child (runner/child.py): our interpreter with -P, absolute
-    # paths, the demo's own fresh folder (mkdtemp: 0700, ours) as the working directory
-    base = base.resolve()
+    # paths, and the Supervisor's working directory, the user's private state folder (not
+    # --dir, which may be a shared folder, nor the cwd)
     argv = python_argv("-m", "runner", str(spec_path.resolve()), "--out", str(runs.resolve()))
-    job = supervisor.spawn(argv, "demo", runs.resolve(), cwd=base)
+    job = supervisor.spawn(argv, "demo", runs.resolve())
     print(f"tunetop demo: training in {runs} (pid {job.pid})", file=sys.stderr)
     try:
         app = make_app([runs], supervisor=supervisor)
