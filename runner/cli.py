@@ -10,7 +10,11 @@ on stderr. Exit codes (also run.json's exit_code): 0 finished, 1 failed, 2 bad s
 under torchrun (DDP: N GPUs, or N CPU processes on the gloo backend).
 
 `--remedy KIND --remedy-source PATH` mark the runs as a remedy the dashboard launched (run.json's
-`remedy`). `--trial FOLDER` is internal: a study's child process training FOLDER/spec.toml.
+`remedy`). `--trial FOLDER --trial-spec FILE` is internal: a study's child process (or a
+torchrun worker) training into FOLDER the spec in FILE, a 0600 file in the user's state folder
+(runner/state.py). The trial never reads its spec from FOLDER, which sits in a tree others may
+write, and never resumes on its own (issue 14 item 4): only the user's explicit `--resume`
+continues a run, and then only from a checkpoint torch.load(weights_only=True) accepts.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import stat
 import sys
 import threading
 import traceback
@@ -25,11 +30,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from runner import spec as specmod
+from runner import state
 from runner.rundir import (
     EXIT_FAILED,
     EXIT_USAGE,
     RunRecord,
     new_run_dir,
+    open_log,
     read_json,
     write_atomic,
 )
@@ -76,6 +83,8 @@ def _parser() -> argparse.ArgumentParser:
         "--remedy-source", metavar="PATH", default="", help="the run or study the remedy is for"
     )
     p.add_argument("--trial", metavar="FOLDER", help=argparse.SUPPRESS)
+    p.add_argument("--trial-spec", metavar="FILE", help=argparse.SUPPRESS)
+    p.add_argument("--trial-resume", action="store_true", help=argparse.SUPPRESS)
     return p
 
 
@@ -112,7 +121,7 @@ def run_here(
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     stop.install()
     stop_event = threading.Event()
-    log: IO[bytes] = open(run_dir / "output.log", "ab", buffering=0)
+    log: IO[bytes] = open_log(run_dir)  # no symlink followed (runner/rundir.py)
     saved = sys.stdout, sys.stderr
     if tee:
         sys.stdout, sys.stderr = _Tee(sys.stdout, log), _Tee(sys.stderr, log)  # type: ignore[assignment]
@@ -149,19 +158,33 @@ def run_here(
     return code
 
 
-def run_supervised(run_dir: Path, nproc: int, remedy: dict[str, Any] | None) -> int:
-    """A run across several processes: torchrun as a child, its output into output.log."""
+def run_supervised(
+    run_dir: Path,
+    spec: specmod.RunSpec,
+    nproc: int,
+    remedy: dict[str, Any] | None,
+    *,
+    resume: bool = False,
+) -> int:
+    """A run across several processes: torchrun as a child, its output into output.log. The
+    workers get the spec through a private file, as a study's trials do."""
     from runner import study
 
-    spec = specmod.load(run_dir / "spec.toml")
-    assert isinstance(spec, specmod.RunSpec)
-    proc = study.spawn(study.trial_argv(run_dir, nproc, remedy), run_dir / "output.log")
-    stopped = False
+    spec_file = state.new_trial_spec(specmod.to_toml(spec))
     try:
-        returncode = proc.wait()
-    except KeyboardInterrupt:
-        stopped = True
-        returncode = study.stop_group(proc)
+        launch = {study.LAUNCH_DIR_ENV: str(study.user_launch_dir())}
+        child = study.child_of(
+            run_dir, nproc, remedy, spec_file=spec_file, resume=resume, extra_env=launch
+        )
+        proc = study.spawn(child.argv, run_dir / "output.log", child.env, child.cwd)
+        stopped = False
+        try:
+            returncode = proc.wait()
+        except KeyboardInterrupt:
+            stopped = True
+            returncode = study.stop_group(proc)
+    finally:
+        spec_file.unlink(missing_ok=True)
     study.settle_record(run_dir, spec, returncode, stopped, proc.pid, remedy)
     return study.exit_code_of(returncode)
 
@@ -178,11 +201,53 @@ def _run(
     stdout that name its folder. The exit code."""
     print(run_dir, flush=True)
     if nproc > 1:
-        code = run_supervised(run_dir, nproc, remedy)
+        code = run_supervised(run_dir, spec, nproc, remedy, resume=resume)
     else:
         code = run_here(run_dir, spec, resume=resume, remedy=remedy)
     print(run_dir, flush=True)
     return code
+
+
+def _not_ours(run_dir: Path) -> str | None:
+    """Why a folder given to --resume may not decide what runs, or None. Its run.json names
+    the spec (and so maybe a command) and its checkpoint the weights: the folder, run.json,
+    checkpoints/ and last.pt must be ours and writable by no one else (the trust rule of
+    DESIGN.md's tunetop.toml section, for the files the runner itself reads)."""
+    for path in (
+        run_dir,
+        run_dir / "run.json",
+        run_dir / "checkpoints",
+        run_dir / "checkpoints" / "last.pt",
+    ):
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            return f"{path}: {e.strerror}"
+        if stat.S_ISLNK(st.st_mode):
+            return f"{path} is a symlink: not resumed"
+        if st.st_uid != os.getuid():
+            return f"{path} is owned by uid {st.st_uid}, not by you: not resumed"
+        if stat.S_IMODE(st.st_mode) & 0o022:
+            return f"{path} is writable by group or others: not resumed"
+    return None
+
+
+def _unloadable_checkpoint(run_dir: Path) -> str | None:
+    """Why the run's last checkpoint cannot be resumed from (it must pass
+    torch.load(weights_only=True): a pickle payload is refused before any of it runs), or None
+    when it can, or when there is none (the run then starts at step 0, as before)."""
+    from runner import checkpoint  # deferred: torch
+
+    last = checkpoint.latest(run_dir)
+    if last is None:
+        return None
+    try:
+        checkpoint.check_resumable(last)
+    except checkpoint.UnsafeCheckpoint as e:
+        return str(e)
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -191,25 +256,32 @@ def main(argv: list[str] | None = None) -> int:
     if args.nproc < 1:
         return _usage_error("--nproc must be at least 1")
 
-    if args.trial:  # a study's child (or a torchrun worker): the spec is in the folder
+    if args.trial:  # a study's child (or a torchrun worker): the spec comes privately
         run_dir = Path(args.trial)
+        if not args.trial_spec:
+            return _usage_error("--trial needs --trial-spec (the spec is never read from FOLDER)")
         try:
-            spec = specmod.load(run_dir / "spec.toml")
-        except specmod.SpecError as e:
+            spec = specmod.loads(state.read_private(Path(args.trial_spec)))
+        except (specmod.SpecError, state.StateError, UnicodeDecodeError) as e:
             return _usage_error(str(e))
-        assert isinstance(spec, specmod.RunSpec)
-        return run_here(
-            run_dir, spec, resume=(run_dir / "checkpoints").exists(), remedy=remedy, tee=False
-        )
+        if not isinstance(spec, specmod.RunSpec):
+            return _usage_error(f"{args.trial_spec}: a study spec, not a trial's")
+        if args.trial_resume and (problem := _unloadable_checkpoint(run_dir)):
+            return _usage_error(problem)
+        return run_here(run_dir, spec, resume=args.trial_resume, remedy=remedy, tee=False)
 
     if args.resume:
         run_dir = Path(args.resume)
+        if problem := _not_ours(run_dir):
+            return _usage_error(problem)
         try:
             loaded = specmod.from_dict(read_json(run_dir / "run.json")["spec"])
         except (OSError, ValueError, KeyError) as e:
             return _usage_error(f"{run_dir}: not a run folder of the runner ({e})")
         if not isinstance(loaded, specmod.RunSpec):
             return _usage_error(f"{run_dir}: run.json holds a study spec")
+        if problem := _unloadable_checkpoint(run_dir):
+            return _usage_error(problem)
         return _run(run_dir, loaded, args.nproc, remedy, resume=True)
 
     if not args.spec:

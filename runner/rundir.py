@@ -6,7 +6,14 @@
     OUT/NAME/checkpoints/    see runner/checkpoint.py
 
 Nothing existing is ever written into: every folder is made with os.mkdir, which fails when the
-name is taken, and a taken name gets a numeric suffix. run.json is replaced atomically (temp
+name is taken, and a taken name gets a numeric suffix. Run, study and trial folders are made
+0750 (DIR_MODE) and their files 0640: the user's group may read the runs (a colleague's
+dashboard, a shared results folder), but no one else may write into them, and nothing in them
+can be planted or swapped by another user (issue 14 item 4: the trust check wants exactly
+"not writable by group or others"). 0700 would hide runs from the team for no gain in safety.
+Files in them are opened with O_NOFOLLOW (and O_EXCL where they are new), relative to the
+folder's own descriptor where practical: a symlink planted at output.log or metrics.jsonl is
+refused, never written through. run.json is replaced atomically (temp
 file in the same folder, fsync, os.replace, fsync of the folder), so a reader never sees half a
 file and a kill -9 leaves either the old or the new one.
 """
@@ -44,13 +51,19 @@ def safe_name(name: str) -> str:
     return cleaned[:100]
 
 
+DIR_MODE = 0o750  # see the module docstring
+FILE_MODE = 0o640
+NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
+
+
 def make_unique_dir(parent: Path, stem: str) -> Path:
     """Create `parent/stem`, or `parent/stem-1`, `-2`, ... when taken; never reuse a folder."""
     parent.mkdir(parents=True, exist_ok=True)
     for i in range(10_000):
         path = parent / (stem if i == 0 else f"{stem}-{i}")
         try:
-            os.mkdir(path)  # exclusive: FileExistsError when taken, even by a racing process
+            # exclusive: FileExistsError when taken, even by a racing process
+            os.mkdir(path, DIR_MODE)
         except FileExistsError:
             continue
         return path
@@ -66,8 +79,25 @@ def new_run_dir(out: Path, name: str, now: float | None = None) -> Path:
 def new_trial_dir(study_dir: Path, index: int) -> Path:
     """STUDY/t000, t001, ...; fails (never reuses) when the folder exists."""
     path = Path(study_dir) / f"t{index:03d}"
-    os.mkdir(path)
+    os.mkdir(path, DIR_MODE)
     return path
+
+
+def open_in(folder: Path, name: str, flags: int, mode: int = FILE_MODE) -> int:
+    """os.open of `folder/name` that follows no symlink: neither at `folder` itself (opened
+    O_DIRECTORY | O_NOFOLLOW) nor at `name` (O_NOFOLLOW, relative to the folder's descriptor).
+    A planted symlink raises OSError (ELOOP / ENOTDIR) instead of being written through."""
+    dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | NOFOLLOW)
+    try:
+        return os.open(name, flags | NOFOLLOW, mode, dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def open_log(folder: Path, name: str = "output.log") -> IO[bytes]:
+    """`folder/output.log` for appending, unbuffered, created 0640 when missing, no symlink."""
+    fd = open_in(folder, name, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    return os.fdopen(fd, "ab", buffering=0)
 
 
 def fsync_dir(path: Path) -> None:
@@ -97,7 +127,7 @@ def replace_atomic(path: Path, write: Callable[[IO[bytes]], object]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o644)  # mkstemp makes 0600; others read runs too
+            os.fchmod(f.fileno(), FILE_MODE)  # mkstemp makes 0600; the group reads runs too
             write(f)
             f.flush()
             os.fsync(f.fileno())
@@ -117,7 +147,10 @@ def write_json_atomic(path: Path, obj: Any) -> None:
 
 
 def read_json(path: Path) -> Any:
-    with open(path, encoding="utf-8") as f:
+    """A JSON file of a run folder, not through a symlink."""
+    path = Path(path)
+    fd = open_in(path.parent, path.name, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(fd, encoding="utf-8") as f:
         return json.load(f)
 
 
@@ -185,7 +218,8 @@ class MetricsWriter:
 
     def __init__(self, run_dir: Path) -> None:
         self.path = Path(run_dir) / "metrics.jsonl"
-        self._f: IO[str] = open(self.path, "a", encoding="utf-8")
+        fd = open_in(Path(run_dir), "metrics.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        self._f: IO[str] = os.fdopen(fd, "a", encoding="utf-8")
 
     def write(self, rows: list[dict[str, Any]]) -> None:
         if not rows:

@@ -7,11 +7,16 @@ A study (a spec with a [study] table) is written as
                                                      exit code) and the study's own status
     OUT/<study name>-<YYYYmmdd-HHMMSS>/t000/ ...     one folder per trial, made when it starts
 
-Every trial is a separate process, `python -m runner --trial TRIAL_DIR` on the spec.toml
-written into its folder (under `torch.distributed.run` when it spans several devices, `nproc`),
-started in its own session and process group with its stdout and stderr going straight into
-output.log (no buffering in between). As many trials run at once as there are devices: one GPU
-each (CUDA_VISIBLE_DEVICES) when the spec may use CUDA, else `study.parallel` (default 1).
+Every trial is a separate process, `python -P -m runner --trial TRIAL_DIR --trial-spec FILE`
+(under `torch.distributed.run` when it spans several devices, `nproc`), started in its own
+session and process group with its stdout and stderr going straight into output.log (no
+buffering in between). How it starts is runner/child.py's: the interpreter we run on with -P,
+the trial folder as its working directory, a cleaned environment. Its spec goes through FILE, a
+0600 file in the user's state folder (runner/state.py); the spec.toml in the trial folder is a
+record for people, never read back (issue 14 item 4: a trial folder swapped between its
+creation and the child's start must not decide what the child runs). As many trials run at
+once as there are devices: one GPU each (CUDA_VISIBLE_DEVICES) when the spec may use CUDA,
+else `study.parallel` (default 1).
 
 Stopping (SIGTERM or SIGINT to the study): no new trial starts; each running trial's process
 group gets SIGTERM, then SIGKILL after a grace period; every child is reaped. A trial that died
@@ -28,15 +33,22 @@ import os
 import queue
 import signal
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from runner import search
+from runner import search, state
 from runner import spec as specmod
+from runner.child import (
+    LAUNCH_DIR_ENV,
+    Child,
+    clean_env,
+    command_argv,
+    command_env,
+    python_argv,
+)
 from runner.rundir import (
     EXIT_DIVERGED,
     EXIT_FAILED,
@@ -44,6 +56,7 @@ from runner.rundir import (
     RunRecord,
     new_run_dir,
     new_trial_dir,
+    open_log,
     read_json,
     write_atomic,
     write_json_atomic,
@@ -72,9 +85,18 @@ def describe_exit(returncode: int) -> str:
 # ------------------------------------------------------------------------------------------
 
 
-def trial_argv(trial_dir: Path, nproc: int = 1, remedy: dict[str, Any] | None = None) -> list[str]:
-    """The command line of one trial; several processes (DDP) run under torchrun."""
-    args = ["-m", "runner", "--trial", str(trial_dir)]
+def trial_args(
+    trial_dir: Path,
+    remedy: dict[str, Any] | None = None,
+    spec_file: Path | None = None,
+    resume: bool = False,
+) -> list[str]:
+    """The runner's own arguments for one trial (paths absolute: the child runs elsewhere)."""
+    args = ["-m", "runner", "--trial", os.path.abspath(trial_dir)]
+    if spec_file is not None:
+        args += ["--trial-spec", os.path.abspath(spec_file)]
+    if resume:
+        args.append("--trial-resume")
     if remedy:
         args += [
             "--remedy",
@@ -82,16 +104,51 @@ def trial_argv(trial_dir: Path, nproc: int = 1, remedy: dict[str, Any] | None = 
             "--remedy-source",
             str(remedy.get("source", "")),
         ]
+    return args
+
+
+def child_argv(
+    trial_dir: Path,
+    nproc: int = 1,
+    remedy: dict[str, Any] | None = None,
+    spec_file: Path | None = None,
+    resume: bool = False,
+) -> list[str]:
+    """The command line of one trial: `sys.executable -P -m runner --trial ...`; several
+    processes (DDP) run under torchrun, whose workers inherit -P as PYTHONSAFEPATH=1."""
+    args = trial_args(trial_dir, remedy, spec_file, resume)
     if nproc <= 1:
-        return [sys.executable, *args]
-    return [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        f"--nproc_per_node={nproc}",
-        *args,
-    ]
+        return python_argv(*args)
+    return python_argv(
+        "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *args
+    )
+
+
+# the name the "what will run" preview (tui/remedy) knows
+trial_argv = child_argv
+
+
+def child_cwd(trial_dir: Path) -> Path:
+    """A trial's working directory: its own folder, which the study has just made (0750, empty
+    but for what we wrote): never the user's cwd, where a runner.py may have been planted."""
+    return Path(os.path.abspath(trial_dir))
+
+
+def child_of(
+    trial_dir: Path,
+    nproc: int = 1,
+    remedy: dict[str, Any] | None = None,
+    *,
+    spec_file: Path | None = None,
+    resume: bool = False,
+    extra_env: dict[str, str] | None = None,
+) -> Child:
+    """argv, working directory and environment of one trial: the one place that builds them."""
+    return Child(
+        child_argv(trial_dir, nproc, remedy, spec_file, resume),
+        child_cwd(trial_dir),
+        clean_env(extra=extra_env),
+    )
 
 
 def spawn(
@@ -100,17 +157,19 @@ def spawn(
     """Start `argv` in its own session and process group, stdout and stderr to `log_path`.
 
     Its own session: stopping it stops its whole group (grandchildren included), and a SIGHUP
-    to our terminal does not reach it (issue 8 item 3)."""
-    full_env = dict(os.environ if env is None else env)
+    to our terminal does not reach it (issue 8 item 3). `env` defaults to a clean copy of ours
+    (runner/child.py); `cwd` to the log's folder (a run or trial folder of ours)."""
+    full_env = clean_env() if env is None else dict(env)
     full_env["PYTHONUNBUFFERED"] = "1"  # the child's output reaches output.log as it is made
-    with open(log_path, "ab", buffering=0) as log:
+    log_path = Path(log_path)
+    with open_log(log_path.parent, log_path.name) as log:  # a planted symlink is refused
         return subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
             env=full_env,
-            cwd=cwd,
+            cwd=log_path.parent if cwd is None else cwd,
             start_new_session=True,
         )
 
@@ -167,12 +226,15 @@ def run_command(
     """Run spec.command (no shell) and wait; its output goes to `log` (and `echo`).
 
     Placeholders are filled by runner.spec.format_placeholders ({run_dir} is absolute). The
-    command runs in the current folder, the one the runner was started from, so that relative
-    paths such as `train.py` mean what they mean on the user's command line; it logs on its
-    own. Returns (status, exit code): finished, failed, or stopped when we were asked to stop.
+    command runs in its run folder (made by us, nothing planted in it), not in the user's cwd;
+    relative paths that name files where the runner was started (`train.py`) are made absolute
+    first, so they mean what they mean on the user's command line, and a bare `python` is the
+    interpreter we run on (runner/child.py command_argv). No -P for it: the script's own folder
+    is where the user's modules live (`import model` beside train.py). It logs on its own.
+    Returns (status, exit code): finished, failed, or stopped when we were asked to stop.
     """
-    argv = specmod.format_placeholders(spec.command or [], spec, str(Path(run_dir).resolve()))
-    env = dict(os.environ, PYTHONUNBUFFERED="1", TUNETOP_RUN_DIR=str(Path(run_dir).resolve()))
+    command = command_child(spec, run_dir)
+    argv, env = command.argv, command.env
 
     def emit(data: bytes) -> None:
         log.write(data)
@@ -187,6 +249,7 @@ def run_command(
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             env=env,
+            cwd=command.cwd,
         )
     except OSError as e:
         emit(f"runner: cannot start {argv[0]!r}: {e}\n".encode())
@@ -208,6 +271,23 @@ def run_command(
     if stop_event.is_set():
         return "stopped", code
     return ("finished" if returncode == 0 else "failed"), code
+
+
+def user_launch_dir() -> Path:
+    """Where the user launched from, against which an external command's relative paths are
+    read: passed down in TUNETOP_LAUNCH_DIR (the dashboard's cwd for the runner it starts in
+    the state folder; the study's for its trials, which run in their own folders), else our
+    own cwd (a plain `python -m runner` started by the user)."""
+    given = os.environ.get(LAUNCH_DIR_ENV, "")
+    return Path(given) if os.path.isabs(given) else Path.cwd()
+
+
+def command_child(spec: specmod.RunSpec, run_dir: Path, launch_dir: Path | None = None) -> Child:
+    """argv, working directory and environment of an external `command` (see run_command)."""
+    run_dir = Path(os.path.abspath(run_dir))
+    argv = specmod.format_placeholders(spec.command or [], spec, str(run_dir))
+    argv = command_argv(argv, user_launch_dir() if launch_dir is None else launch_dir)
+    return Child(argv, run_dir, command_env(extra={"TUNETOP_RUN_DIR": str(run_dir)}))
 
 
 def stop_group_member(proc: subprocess.Popen[bytes], grace: float = GRACE_SECONDS) -> None:
@@ -234,6 +314,7 @@ class Trial:
     slot: int = -1
     status: str = "pending"
     exit_code: int | None = None
+    spec_file: Path | None = None  # the private spec, while the trial runs
 
 
 def device_slots(base: specmod.RunSpec, nproc: int) -> list[str | None]:
@@ -307,18 +388,41 @@ class Study:
     def request_stop(self, signum: int, _frame: object = None) -> None:
         self.stop_signum = signum
 
-    def start(self, trial: Trial, slot: int, cuda: str | None) -> None:
+    def prepare(self, trial: Trial) -> None:
+        """The trial's folder (0750, with spec.toml for people) and its private spec file."""
         trial.dir = new_trial_dir(self.dir, trial.index)
-        write_atomic(trial.dir / "spec.toml", specmod.to_toml(trial.spec).encode())
-        env = dict(os.environ)
+        text = specmod.to_toml(trial.spec)
+        write_atomic(trial.dir / "spec.toml", text.encode())  # a record: never read back
+        trial.spec_file = state.new_trial_spec(text)
+
+    def launch(self, trial: Trial, cuda: str | None) -> None:
+        assert trial.dir is not None
+        extra = {LAUNCH_DIR_ENV: str(user_launch_dir())}
         if cuda is not None:
-            env["CUDA_VISIBLE_DEVICES"] = cuda
-        trial.proc = spawn(
-            trial_argv(trial.dir, self.nproc, self.remedy), trial.dir / "output.log", env
+            extra["CUDA_VISIBLE_DEVICES"] = cuda
+        child = child_of(
+            trial.dir, self.nproc, self.remedy, spec_file=trial.spec_file, extra_env=extra
         )
+        trial.proc = spawn(child.argv, trial.dir / "output.log", child.env, child.cwd)
+
+    def start(self, trial: Trial, slot: int, cuda: str | None) -> bool:
+        """Start one trial; False (the trial recorded failed) when it cannot be started, e.g.
+        its folder was replaced by a symlink (open_log refuses it): the study goes on."""
+        try:
+            self.prepare(trial)
+            assert trial.dir is not None
+            self.launch(trial, cuda)
+        except OSError as e:
+            self.drop_spec(trial)
+            trial.status, trial.exit_code = "failed", EXIT_FAILED
+            print(f"t{trial.index:03d} failed: cannot start it: {e}", flush=True)
+            self.save()
+            return False
+        assert trial.proc is not None
         trial.slot, trial.status = slot, "running"
         print(f"started {trial.dir.name} {trial.overrides} (pid {trial.proc.pid})", flush=True)
         self.save()
+        return True
 
     def run(self) -> int:
         slots = device_slots(self.spec.base, self.nproc)
@@ -337,7 +441,9 @@ class Study:
         while pending or running:
             while pending and free and not self.stop_signum:
                 trial, slot = pending.pop(0), free.pop(0)
-                self.start(trial, slot, slots[slot % len(slots)])
+                if not self.start(trial, slot, slots[slot % len(slots)]):
+                    free.append(slot)
+                    continue
                 running[trial.index] = trial
                 threading.Thread(target=wait_for, args=(trial,), daemon=True).start()
             if self.stop_signum:
@@ -361,9 +467,16 @@ class Study:
             free.append(trial.slot)
         return self.finish()
 
+    @staticmethod
+    def drop_spec(trial: Trial) -> None:
+        if trial.spec_file is not None:
+            trial.spec_file.unlink(missing_ok=True)
+            trial.spec_file = None
+
     def reap(self, trial: Trial) -> None:
         assert trial.proc is not None and trial.dir is not None
         returncode = trial.proc.wait()
+        self.drop_spec(trial)
         settle_record(
             trial.dir, trial.spec, returncode, bool(self.stop_signum), trial.proc.pid, self.remedy
         )

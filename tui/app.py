@@ -73,8 +73,6 @@ from tui.widgets.jobs import (
     PlanReady,
     StudyLaunched,
     adoption_source,
-    descends_from,
-    looks_like_runner,
     view_of,
 )
 from tui.widgets.plots import (
@@ -197,7 +195,7 @@ class TunetopApp(App[None]):
         self._stop = threading.Event()
         self.engine: Engine | None = None
         self.watcher: Watcher | None = None
-        # children: launched here, handed over (tunetop demo), or found again via run.json
+        # children: launched here, handed over (tunetop demo), or found again from their job records
         self.supervisor = supervisor or Supervisor()
         self.jobs_polls = 0  # JobsPolled handled (tests wait on it)
         self._jobs_timer: Timer | None = None
@@ -234,6 +232,8 @@ class TunetopApp(App[None]):
         self.set_interval(every, self.refresh_states)
         if self.supervisor.jobs:  # children handed over by the caller (tunetop demo)
             self.watch_jobs()
+        if adoption_source():  # jobs of an earlier start (or of `tunetop plan --launch`)
+            self.adopt_jobs()
 
     # -- the worker ------------------------------------------------------------------------
     def start_following(self) -> None:
@@ -360,14 +360,6 @@ class TunetopApp(App[None]):
             self.runs[run.id] = run
         if message.studies is not None:
             self.studies = message.studies
-        # children of an earlier start (or of `tunetop plan --launch`) still running
-        found = [
-            (r.path, dict(r.run_json))
-            for r in message.runs
-            if r.run_json and r.run_json.get("status") == "running" and r.run_json.get("remedy")
-        ]
-        if found:
-            self.adopt_jobs(found)
         self.last_write.update(message.last_write)
         self.rebuild_tree()
         if self.cursor is None:
@@ -827,7 +819,7 @@ class TunetopApp(App[None]):
                     sanitize.clean(f"{view.kind} job (pid {view.pid}) {view.state}: {what}"),
                     severity="error" if view.state == "failed" else "information",
                     timeout=6,
-                    markup=False,  # an adopted job's kind comes from run.json
+                    markup=False,  # an adopted job's kind comes from its record
                 )
             if view.study_dir and view.id not in self._rooted:
                 self._rooted.add(view.id)
@@ -845,25 +837,13 @@ class TunetopApp(App[None]):
         thread=True,
         exit_on_error=False,
         group="adopt",
-        description="find running children of an earlier start through run.json",
+        description="find running jobs of an earlier start through their job records",
     )
-    def adopt_jobs(self, found: list[tuple[Path, dict[str, Any]]]) -> None:
-        sup = self.supervisor
-        # our own children (and their trials, which run.json also calls running) are no
-        # strangers to adopt
-        ours = {j.pid for j in sup.jobs.values() if j.proc is not None}
-        adopted: list[str] = []
-        for run_dir, run_json in found:
-            folder, data = adoption_source(run_dir, run_json)
-            pid = data.get("pid")
-            if not isinstance(pid, int) or descends_from(pid, ours):
-                continue
-            if not looks_like_runner(pid):
-                continue
-            known = f"adopted-{pid}" in sup.jobs
-            job = sup.adopt(folder, data)
-            if job is not None and not known:
-                adopted.append(job.id)
+    def adopt_jobs(self) -> None:
+        """Jobs launched by an earlier start that still run, from their records in the user's
+        state folder (the only source: a run.json in the tree never names a process, issue 14
+        item 8). The Supervisor checks each pid's start time and argv against its record."""
+        adopted = [job.id for job in self.supervisor.adopt_recorded()]
         if adopted:
             self.post_message(JobsAdopted(adopted))
 

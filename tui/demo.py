@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from runner import spec as rspec
+from runner.child import python_argv
 
 DEMO_LR = 0.3  # SGD with momentum: the loss falls, then turns up (an instability, R12)
 
@@ -51,9 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     from tui.remedy.supervise import Supervisor
 
     supervisor = Supervisor()
-    job = supervisor.spawn(
-        [sys.executable, "-m", "runner", str(spec_path), "--out", str(runs)], "demo", runs
-    )
+    # the same start as every child (runner/child.py): our interpreter with -P, absolute
+    # paths, and the Supervisor's working directory, the user's private state folder (not
+    # --dir, which may be a shared folder, nor the cwd)
+    argv = python_argv("-m", "runner", str(spec_path.resolve()), "--out", str(runs.resolve()))
+    job = supervisor.spawn(argv, "demo", runs.resolve())
     print(f"tunetop demo: training in {runs} (pid {job.pid})", file=sys.stderr)
     try:
         app = make_app([runs], supervisor=supervisor)

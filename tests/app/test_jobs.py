@@ -1,6 +1,7 @@
 """The jobs panel and the children's lives (issue 6 item 6, issue 8 item 3): `k` stops the
 highlighted job, quitting while children run offers to leave or stop them, nothing is left a
-zombie either way, and a new start finds children of an earlier one through run.json.
+zombie either way, and a new start finds children of an earlier one through their job records
+in the state folder (never through a run.json in the tree).
 
 Children here are small Python scripts (no torch): what is tested is the app's handling of
 processes, not training. Waits are deadlines on state, never sleeps."""
@@ -20,10 +21,9 @@ from typing import Any
 
 import pytest
 from conftest import defunct_children, screen_text, wait_exited, wait_until
-from textual.worker import Worker, WorkerState
 
 from tui.app import make_app
-from tui.remedy.supervise import Job, Supervisor, pid_alive
+from tui.remedy.supervise import Job, Supervisor, pid_alive, state_dir
 from tui.widgets.jobs import JobsPanel, JobView
 from tui.widgets.screens import ConfirmScreen, QuitScreen
 
@@ -166,26 +166,21 @@ async def test_readonly_quit_cannot_stop(root: Path, sup: Supervisor) -> None:
     assert job.state == "running"
 
 
-# A stand-in for a remedy study of the runner: writes study.json and one trial's run.json
-# (status running, its own pid, a remedy), appends points, and on SIGTERM records "stopped"
-# and exits, as the runner does. Its file name has "runner" in it, as the real command line
-# does (the app only adopts processes that run tunetop's runner).
+# A stand-in for a remedy study of the runner that has not started a trial yet: prints its
+# study folder first (as the runner does), writes study.json, and on SIGTERM records "stopped"
+# and exits. No trial has logged anything: the study is found again from its job record.
 FAKE_STUDY = textwrap.dedent(
     """
     import json, os, signal, sys, time
     from pathlib import Path
 
     study = Path(sys.argv[1]) / "warmup-20260101-000000"
-    trial = study / "t000"
-    trial.mkdir(parents=True)
-    remedy = {"kind": "warmup", "source": str(study.parent / "base")}
+    study.mkdir(parents=True)
 
     def record(status):
-        base = {"status": status, "pid": os.getpid(), "started": 1.0, "remedy": remedy}
-        for path, extra in ((study / "study.json", {}), (trial / "run.json", {"spec": {}})):
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({**base, **extra}))
-            os.replace(tmp, path)
+        tmp = study / "study.json.tmp"
+        tmp.write_text(json.dumps({"status": status, "pid": os.getpid(), "trials": []}))
+        os.replace(tmp, study / "study.json")
 
     def stop(signum, frame):
         record("stopped")
@@ -195,11 +190,7 @@ FAKE_STUDY = textwrap.dedent(
     signal.signal(signal.SIGTERM, stop)
     record("running")
     print(study, flush=True)
-    with open(trial / "metrics.jsonl", "a") as fh:
-        for step in range(10):
-            fh.write(json.dumps({"step": step, "loss": 2.0 - 0.1 * step}) + "\\n")
-            fh.flush()
-    (trial / "output.log").write_text("training t000\\n")  # a trial's own log, as the runner's
+    print("waiting for a device", flush=True)
     while True:
         time.sleep(600)
     """
@@ -207,10 +198,10 @@ FAKE_STUDY = textwrap.dedent(
 
 
 async def test_a_new_start_adopts_running_children(tmp_path: Path, root: Path) -> None:
-    """An app (here a plain process with a Supervisor) starts a study and dies; the next app
-    finds the still running study through run.json and study.json, shows it, and `k` stops
-    it."""
-    script = tmp_path / "runner.py"  # adopt() only adopts a pid whose command names the runner
+    """An app (here a plain process with a Supervisor) starts a study and dies before any
+    trial logged; the next app finds the study from its job record in the state folder, shows
+    it, follows its folder, and `k` stops it."""
+    script = tmp_path / "fake_study.py"
     script.write_text(FAKE_STUDY)
     pid_file = tmp_path / "child.pid"
     starter = textwrap.dedent(
@@ -225,28 +216,31 @@ async def test_a_new_start_adopts_running_children(tmp_path: Path, root: Path) -
     )
     subprocess.run([sys.executable, "-c", starter], check=True, timeout=60)
     child = int(pid_file.read_text())
-    run_json = root / "warmup-20260101-000000" / "t000" / "run.json"
+    study_json = root / "warmup-20260101-000000" / "study.json"
     try:
-        wait_for(lambda: run_json.exists() and (run_json.parent / "metrics.jsonl").exists())
+        wait_for(study_json.exists)
         assert pid_alive(child) and os.getppid() != child
         sup = Supervisor()
         app = make_app([root], supervisor=sup)
         async with app.run_test(size=SIZE) as pilot:
-            await wait_until(pilot, lambda: f"adopted-{child}" in sup.jobs, timeout=20)
-            job = sup.jobs[f"adopted-{child}"]
-            assert job.kind == "warmup" and job.proc is None
-            assert job.study_dir == root / "warmup-20260101-000000"  # the study, not a trial
+            await wait_until(pilot, lambda: bool(sup.jobs), timeout=20)
+            (job,) = sup.jobs.values()
+            assert job.pid == child and job.kind == "warmup" and job.proc is None
+            assert job.study_dir == root / "warmup-20260101-000000"  # from its log
             panel = app.query_one(JobsPanel)
             await wait_until(pilot, lambda: bool(panel.views) and panel.views[0].adopted)
             await wait_until(pilot, lambda: "found again" in screen_text(app))
-            await wait_until(pilot, lambda: "training t000" in screen_text(app))  # trial's log
+            await wait_until(pilot, lambda: "waiting for a device" in screen_text(app))
             await pilot.press("k")
             await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
             await pilot.press("y")
             await wait_until(pilot, lambda: job.state == "stopped", timeout=30)
             assert not pid_alive(child)
-            await wait_until(pilot, lambda: json.loads(run_json.read_text())["status"] == "stopped")
+            await wait_until(
+                pilot, lambda: json.loads(study_json.read_text())["status"] == "stopped"
+            )
             await wait_until(pilot, lambda: app._jobs_timer is None)
+            assert list(state_dir().glob("*.json")) == []  # the ended job's record is gone
             await pilot.press("q")  # nothing runs: no question
             await wait_exited(pilot, app)
     finally:
@@ -255,32 +249,32 @@ async def test_a_new_start_adopts_running_children(tmp_path: Path, root: Path) -
     assert defunct_children() == []
 
 
-async def test_strangers_are_not_adopted(tmp_path: Path, root: Path) -> None:
-    """A run.json that says running with the pid of a process that is not tunetop's runner
-    (a pid reused after a crash) is not adopted: `k` must never signal a stranger."""
-    stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+async def test_a_planted_run_json_names_no_process(tmp_path: Path, root: Path) -> None:
+    """A run.json (and study.json) planted in the tree with status running, a remedy, and the
+    pid of an unrelated process in its own process group (here a `sleep`, which even has its
+    own session, as our children do): never adopted, and neither `k` nor "quit, stop them
+    all" signals it. Only the state folder's job records name processes."""
+    stranger = subprocess.Popen(["sleep", "600"], start_new_session=True)
     try:
-        trial = root / "clip-20260101-000000" / "t000"
+        study = root / "clip-20260101-000000"
+        trial = study / "t000"
         trial.mkdir(parents=True)
         (trial / "metrics.jsonl").write_text(json.dumps({"step": 0, "loss": 1.0}) + "\n")
-        (trial / "run.json").write_text(
-            json.dumps({"status": "running", "pid": stranger.pid, "remedy": {"kind": "clip"}})
-        )
+        planted = {"status": "running", "pid": stranger.pid, "remedy": {"kind": "clip"}}
+        (trial / "run.json").write_text(json.dumps(planted))
+        (study / "study.json").write_text(json.dumps(planted))
         sup = Supervisor()
-        done: list[WorkerState] = []
-
-        def hook(message: object) -> None:
-            if isinstance(message, Worker.StateChanged) and message.worker.group == "adopt":
-                if message.state in (WorkerState.SUCCESS, WorkerState.ERROR):
-                    done.append(message.state)
-
         app = make_app([root], supervisor=sup)
-        async with app.run_test(size=SIZE, message_hook=hook) as pilot:
-            await wait_until(pilot, lambda: bool(done))  # the adoption worker looked at it
-            assert done == [WorkerState.SUCCESS]
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_until(pilot, lambda: any(r.endswith("t000") for r in app.runs), timeout=20)
             await pilot.pause()
             assert sup.jobs == {}
-            assert stranger.poll() is None
+            await pilot.press("k")
+            await pilot.pause()
+            assert not isinstance(app.screen, ConfirmScreen)
+            await pilot.press("q")  # nothing of ours runs: no question, nothing stopped
+            await wait_exited(pilot, app)
+        assert stranger.poll() is None
     finally:
         stranger.kill()
         stranger.wait()

@@ -8,7 +8,6 @@ never as markup.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,9 @@ from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
 from tui import sanitize
+from tui.logs.safe_io import load_json
 from tui.remedy.plan import Plan
-from tui.remedy.supervise import Job, is_runner, tail_lines
+from tui.remedy.supervise import Job, state_dir, tail_lines
 
 LINES_SHOWN = 2  # last lines of output under each job
 STATE_GLYPHS: dict[str, tuple[str, str]] = {
@@ -51,7 +51,7 @@ class JobView:
 
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = load_json(path)  # no FIFO, no symlink, size-capped (tui/logs/safe_io.py)
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
@@ -62,10 +62,11 @@ def job_lines(job: Job, n: int = LINES_SHOWN) -> list[str]:
     its own that we know of (the earlier app's log is in its state folder under a job id we do
     not have), so we show the output.log of its newest trial instead."""
     lines = job.last_lines(n)
-    if lines or job.run_dir is None or not (job.run_dir / "study.json").is_file():
+    study = job.study_dir
+    if lines or study is None or not (study / "study.json").is_file():
         return lines
     try:
-        trials = sorted(p for p in job.run_dir.iterdir() if p.is_dir())
+        trials = sorted(p for p in study.iterdir() if p.is_dir())
     except OSError:
         return []
     for trial in reversed(trials):
@@ -82,10 +83,11 @@ ENDED = {"finished": "exited", "diverged": "exited", "failed": "failed", "stoppe
 def _ended_as(job: Job) -> tuple[str, int | None]:
     """A job found again is not our child: when it ends we get no exit status, and the
     Supervisor calls it "lost". What it wrote in its study.json / run.json says more."""
-    if job.proc is not None or job.state != "lost" or job.run_dir is None:
+    study = job.study_dir
+    if job.proc is not None or job.state != "lost" or study is None:
         return job.state, job.exit_code
     for name in ("study.json", "run.json"):
-        data = _read_json(job.run_dir / name)
+        data = _read_json(study / name)
         if data is not None and data.get("status") in ENDED:
             code = data.get("exit_code")
             return ENDED[data["status"]], code if isinstance(code, int) else None
@@ -110,42 +112,13 @@ def view_of(job: Job, n: int = LINES_SHOWN) -> JobView:
     )
 
 
-def _ppid(pid: int) -> int | None:
+def adoption_source() -> list[Path]:
+    """Where the jobs to find again come from: the job records in the user's state folder,
+    and nothing else (issue 14 item 8: a run.json in a watched tree never names a process)."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            return int(fh.read().rsplit(b")", 1)[-1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def descends_from(pid: int, ancestors: set[int], depth: int = 4) -> bool:
-    """Whether `pid` is one of `ancestors` or a (grand)child of one (a study's trials are the
-    study process's children, each in a session of its own)."""
-    for _ in range(depth):
-        if pid in ancestors:
-            return True
-        parent = _ppid(pid)
-        if parent is None or parent <= 1:
-            return False
-        pid = parent
-    return pid in ancestors
-
-
-def looks_like_runner(pid: int) -> bool:
-    """A pid from run.json may have been reused by an unrelated process since the run died
-    without updating its status (kill -9, a reboot): only a process that runs tunetop's runner
-    is adopted, so `k` can never signal a stranger. The Supervisor's own check, so that the
-    app's pre-check and Supervisor.adopt() cannot disagree."""
-    return is_runner(pid)
-
-
-def adoption_source(run_dir: Path, run_json: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
-    """What to adopt for a running remedy trial: its study process when the study is still
-    running (stopping it stops every trial and no further trial starts), else the trial."""
-    study = _read_json(run_dir.parent / "study.json")
-    if study is not None and study.get("status") == "running" and isinstance(study.get("pid"), int):
-        return run_dir.parent, study
-    return run_dir, run_json
+        return sorted(state_dir().glob("*.json"))
+    except OSError:
+        return []
 
 
 # -- messages ---------------------------------------------------------------------------------
@@ -185,7 +158,7 @@ class JobsPolled(Message):
 
 @dataclass
 class JobsAdopted(Message):
-    """Running children of an earlier app start were found again through run.json."""
+    """Running children of an earlier app start were found again through their job records."""
 
     job_ids: list[str]
 
