@@ -43,9 +43,10 @@ for op in json.load(sys.stdin):
     elif kind == "write":
         with open(path, "wb") as fh:
             fh.write(base64.b64decode(op[2]))
-    elif kind == "repeat":  # op[2] (base64) written op[3] times: big files, little stdin
+    elif kind == "repeat":  # op[4] then op[2] written op[3] times: big files, little stdin
         block = base64.b64decode(op[2])
         with open(path, "wb") as fh:
+            fh.write(base64.b64decode(op[4]))
             for _ in range(op[3]):
                 fh.write(block)
     elif kind == "sparse":  # op[2] bytes, a hole but for op[3] (base64) at the start
@@ -83,8 +84,9 @@ def write_json(path: Path, obj: Any) -> Op:
     return write(path, json.dumps(obj))
 
 
-def repeat(path: Path, block: bytes, times: int) -> Op:
-    return ["repeat", str(path), base64.b64encode(block).decode(), times]
+def repeat(path: Path, block: bytes, times: int, head: bytes = b"") -> Op:
+    b64 = base64.b64encode
+    return ["repeat", str(path), b64(block).decode(), times, b64(head).decode()]
 
 
 def sparse(path: Path, size: int, head: bytes = b"") -> Op:
@@ -357,7 +359,19 @@ w = SummaryWriter(str(root / "good_tb"))
 for s in range(40):
     w.add_scalar("train/loss", 3.0 / (s + 1), s)
 w.close()
+w = SummaryWriter(str(root / "cycle"))  # 50 steps, repeated by the memory attack
+for s in range(50):
+    w.add_scalar("loss", 1.0 / (s + 1), s)
+w.close()
 """
+
+
+def split_event_file(path: Path) -> tuple[bytes, bytes]:
+    """(the file_version record, every later record) of a TFRecord event file: the body can be
+    repeated as it is (each record carries its own CRCs), the same steps written again."""
+    data = path.read_bytes()
+    first = 8 + 4 + int.from_bytes(data[:8], "little") + 4
+    return data[:first], data[first:]
 
 
 def make_good_template(folder: Path) -> None:
@@ -550,7 +564,8 @@ class Layout:
 
     def tunetop(self, *args: str, **kw: Any) -> Result:
         kw.setdefault("cwd", self.home)
-        return tunetop(*args, env=self.env, **kw)
+        kw.setdefault("env", self.env)
+        return tunetop(*args, **kw)
 
     def check_json(
         self, path: Path | str | None = None, **kw: Any
