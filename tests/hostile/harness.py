@@ -487,14 +487,18 @@ def run_json(spec: dict[str, Any], status: str = "finished", **extra: Any) -> di
 
 
 def metrics_lines(
-    steps: int, lr: float = 0.001, diverge_at: int | None = None, extra: Iterable[str] = ()
+    steps: int,
+    lr: float = 0.001,
+    diverge_at: int | None = None,
+    extra: Iterable[str] = (),
+    start: int = 0,
 ) -> str:
     """metrics.jsonl text as the runner writes it; NaN loss from `diverge_at` (an unstable
     run: the warmup plan's baseline)."""
     import math
 
     out = []
-    for s in range(steps):
+    for s in range(start, start + steps):
         loss: float = 2.0 * math.exp(-s / 30) + 0.2 + 0.02 * math.sin(s)
         if diverge_at is not None and s >= diverge_at:
             loss = float("nan")
