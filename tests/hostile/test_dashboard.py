@@ -228,10 +228,13 @@ STORM_POLL = 2.0  # tui.watch.DEFAULT_POLL: the polling interval the fallback us
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("folders", [5_000, 20_000])
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("folders", [0, 5_000, 20_000])  # 0: the measure itself can pass
 def test_watcher_storm(shared: Layout, attacker: Attacker, folders: int) -> None:
     """Attack 9: thousands of (empty) folders made by the attacker: the idle dashboard uses
-    under 1% of a core, and a run added afterwards is shown within two polls."""
+    under 1% of a core, and a run added afterwards is shown within two polls. Measured today
+    (this machine, 2 busy cores): 0 folders 0.04% idle and a new run in 0.5 s; 5,000 folders
+    21.6% idle."""
     storm = shared.team / "storm"
     ops: list[list[Any]] = [mkdir(storm / f"g{i // 100:03d}" / f"f{i:05d}") for i in range(folders)]
     attacker.plant(*ops, timeout=600)

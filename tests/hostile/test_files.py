@@ -177,12 +177,15 @@ def test_event_file_repeating_its_steps_keeps_no_superseded_rows(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)
 def test_event_file_repeating_its_steps_memory(
     shared: Layout, attacker: Attacker, good_template: Path, baseline_rss: int
 ) -> None:
-    """The same, 2,000,000 scalars over 50 steps (about 100 MB): memory within the cap."""
+    """The same, 2,000,000 scalars over 50 steps (about 100 MB): memory within the cap and
+    bounded time (240 s is lax: DESIGN.md holds the reader to 10x EventAccumulator; today's
+    code spends over 300 s superseding rows, one restart per cycle)."""
     _event_attack(shared, attacker, good_template, 40_000)
-    res, report = shared.check_json(timeout=600, rss_kill=baseline_rss + WATCHDOG)
+    res, report = shared.check_json(timeout=240, rss_kill=baseline_rss + WATCHDOG)
     _within_cap(res, baseline_rss)
     assert_good_runs(report, ".", res)
     assert runs_by_id(report)["rewritten"]["metrics"]["loss"]["count"] == 50
