@@ -77,7 +77,7 @@ def _victim_env(home: Path) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("PYTEST", "XDG_", "PYTHON", "COV_")) and k != "HOME"
+        if not k.startswith(("PYTEST", "XDG_", "COV_")) and k != "HOME"
     }
     env.update(
         HOME=str(home),

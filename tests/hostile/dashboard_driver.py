@@ -78,8 +78,8 @@ async def main(scenario: str, args: dict[str, Any]) -> dict[str, Any]:
         elif scenario == "stop_all":
             from tui.widgets.screens import ConfirmScreen
 
-            r0 = app.rounds
-            await until(pilot, lambda: app.rounds >= r0 + 1, 10)
+            # the planted run.json files were read with the tree: whatever adoption they start
+            # (a worker of group "adopt") has begun by now; let it finish
             await until(pilot, lambda: settled(app, "adopt"), 10)
             result["adopted"] = sorted(app.supervisor.jobs)
             await pilot.press("k")

@@ -77,6 +77,7 @@ def test_fifos_do_not_blind_or_freeze_the_dashboard(shared: Layout, attacker: At
     assert out["quit"], "q did not quit"
 
 
+@pytest.mark.slow  # `check` covers the same files in the default run (test_files.py)
 def test_malformed_files_do_not_empty_the_dashboard(shared: Layout, attacker: Attacker) -> None:
     """Attack 8: the malformed files of test_files (deep nesting, Infinity, "s" for tables)
     beside the good runs: the dashboard shows them all, and quits on q."""
@@ -155,8 +156,8 @@ def test_k_and_stop_all_never_signal_a_process_named_in_a_planted_run_json(
 @pytest.mark.parametrize(
     "rewrite",
     [
-        "from_zero",
         "resumed_at_40",
+        pytest.param("from_zero", marks=pytest.mark.slow),
         pytest.param("longer", marks=pytest.mark.slow),
         pytest.param("two_phase", marks=pytest.mark.slow),
     ],

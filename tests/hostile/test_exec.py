@@ -55,7 +55,9 @@ def _assert_no_canary(shared: Layout, what: str) -> None:
 # -- 1. run.json decides what runs --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("payload", ["command", "workload_file"])
+@pytest.mark.parametrize(
+    "payload", ["command", pytest.param("workload_file", marks=pytest.mark.slow)]
+)
 def test_planted_run_json_is_not_relaunched_by_plan_warmup(
     shared: Layout, attacker: Attacker, payload: str
 ) -> None:
@@ -139,7 +141,9 @@ def test_warmup_apply_does_not_follow_a_planted_baseline(
 # -- 2. a planted tunetop.toml supplies the launch template ---------------------------------------
 
 
-@pytest.mark.parametrize("where", ["run_folder", "folder_above"])
+@pytest.mark.parametrize(
+    "where", ["run_folder", pytest.param("folder_above", marks=pytest.mark.slow)]
+)
 def test_planted_launch_template_is_not_used(
     shared: Layout, attacker: Attacker, where: str
 ) -> None:
@@ -174,7 +178,7 @@ def test_planted_launch_template_is_not_used(
 # -- 3. the runner imports from the current directory ---------------------------------------------
 
 
-@pytest.mark.parametrize("module", ["runner.py", "numpy.py"])
+@pytest.mark.parametrize("module", ["runner.py", pytest.param("numpy.py", marks=pytest.mark.slow)])
 def test_modules_planted_in_the_cwd_are_not_imported(
     shared: Layout, attacker: Attacker, module: str
 ) -> None:
@@ -213,19 +217,30 @@ def _runner(shared: Layout, *args: str, cwd: Path | None = None) -> object:
     )
 
 
-def test_resume_does_not_unpickle_a_planted_checkpoint(shared: Layout, attacker: Attacker) -> None:
+@pytest.mark.parametrize("owner", ["attacker", "user"])
+def test_resume_does_not_unpickle_a_planted_checkpoint(
+    shared: Layout, attacker: Attacker, owner: str
+) -> None:
     """Attack 4: `python -m runner --resume RUN` on a run whose checkpoints/last.pt is a pickle
-    payload: checkpoints load with weights_only=True, so the payload never runs."""
-    evil = shared.team / "resumable"
+    payload. In the attacker's folder (refused, or loaded weights_only), and in the user's own
+    folder (a checkpoint the user copied from somewhere: only weights_only=True stops it)."""
     spec = runner_spec(30, 0.001)
-    attacker.plant(
-        write(evil / "metrics.jsonl", metrics_lines(10, 0.001)),
-        write_json(evil / "run.json", run_json(spec, status="stopped")),
-        write(evil / "checkpoints" / "last.pt", pickle_payload(shared.canary)),
-    )
+    files = {
+        "metrics.jsonl": metrics_lines(10, 0.001).encode(),
+        "run.json": json.dumps(run_json(spec, status="stopped")).encode(),
+        "checkpoints/last.pt": pickle_payload(shared.canary),
+    }
+    if owner == "attacker":
+        evil = shared.team / "resumable"
+        attacker.plant(*(write(evil / name, data) for name, data in files.items()))
+    else:
+        evil = shared.root / "mine" / "resumable"
+        for name, data in files.items():
+            (evil / name).parent.mkdir(parents=True, exist_ok=True)
+            (evil / name).write_bytes(data)
     res = _runner(shared, "--resume", str(evil))
     assert not res.timed_out, res.why()  # type: ignore[attr-defined]
-    _assert_no_canary(shared, "--resume on a planted checkpoint")
+    _assert_no_canary(shared, f"--resume on a pickle checkpoint in the {owner}'s folder")
 
 
 @pytest.mark.parametrize("payload", ["spec_command", "checkpoint"])
