@@ -252,6 +252,10 @@ def test_watcher_storm(shared: Layout, attacker: Attacker, folders: int) -> None
         attacker=dataclasses.asdict(attacker),
         ops=[write(new / "metrics.jsonl", metrics_lines(20))],
     )
+    print(  # the figures (pytest -s): idle share of a core, seconds to show a new run
+        f"storm {folders}: idle {out['idle_cpu_share']:.2%} of a core, new run shown after "
+        f"{out['new_after_s']:.2f} s"
+    )
     _assert_good_shown(out)
     assert out["idle_cpu_share"] < 0.01, f"idle CPU {out['idle_cpu_share']:.1%} of a core"
     assert out["new_shown"], f"new run not shown within two polls ({out['new_after_s']:.1f} s)"

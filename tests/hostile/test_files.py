@@ -128,6 +128,10 @@ def test_file_fifo_swap_race_hangs_no_check_20_rounds(shared: Layout, attacker: 
 
 
 def _within_cap(res: object, baseline_rss: int) -> None:
+    print(  # the figures (pytest -s)
+        f"{res.argv[1:3]}: peak RSS {res.peak_rss / MiB:.0f} MiB, "  # type: ignore[attr-defined]
+        f"baseline {baseline_rss / MiB:.0f} MiB, {res.wall:.1f} s"  # type: ignore[attr-defined]
+    )
     check_ok(res)  # type: ignore[arg-type]
     above = res.peak_rss - baseline_rss  # type: ignore[attr-defined]
     assert above <= CAP, f"peak RSS {above / MiB:.0f} MiB above the baseline\n" + res.why()  # type: ignore[attr-defined]
