@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -176,7 +177,13 @@ def print_text(report: CheckReport, out: TextIO) -> None:
             w(f"    {inert(p)}: {inert(m)}\n")
 
 
-def main(path: str, as_json: bool, fail_on: str, out: TextIO = sys.stdout) -> int:
+def main(
+    path: str,
+    as_json: bool,
+    fail_on: str,
+    out: TextIO = sys.stdout,
+    after_text: Callable[[CheckReport, TextIO], object] | None = None,
+) -> int:
     root = Path(path)
     if not root.exists():
         print(f"tunetop check: {path}: no such file or folder", file=sys.stderr)
@@ -196,6 +203,8 @@ def main(path: str, as_json: bool, fail_on: str, out: TextIO = sys.stdout) -> in
         out.write("\n")
     else:
         print_text(report, out)
+        if after_text is not None:  # `--plot` (tui/cli.py): the flagged runs' curves
+            after_text(report, out)
     threshold = severity_rank(fail_on)
     failing = [f for f in report.all_findings() if severity_rank(f.severity) >= threshold]
     return 1 if failing else 0
