@@ -88,6 +88,8 @@ def _panel(run: Run, title: str, names: Sequence[str], steps: list[int], opt: Pl
         return ""
     plt.clear_figure()
     plt.theme("clear")
+    # the size asked for, not clamped to the terminal plotext sees (--width, reports, pipes)
+    plt.limit_size(False, False)
     plt.plot_size(opt.width, opt.height)
     buckets = 2 * max(opt.width - GUTTER, 1)  # one bucket per braille dot column, as the dashboard
     legend: list[str] = []
