@@ -75,7 +75,7 @@ def describe(rule: Rule, width: int = 100) -> str:
     from tui.diagnose.findings import KINDS
 
     title = f" {rule.title}" if rule.title else ""
-    lines = [f"{rule.id}{title}  ({rule.section})"]
+    lines = [f"{rule.id}{title} ({rule.section})"]
     lines += textwrap.wrap(rule.text, width, initial_indent="  ", subsequent_indent="  ")
     kinds = citing_kinds(rule.id)
     if kinds:
