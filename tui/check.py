@@ -19,7 +19,7 @@ import json
 import math
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -337,9 +337,15 @@ def print_text(report: CheckReport, out: TextIO) -> None:
             w(f"    {inert(p)}: {inert(m)}\n")
 
 
-def main(path: str, as_json: bool, fail_on: str, out: TextIO = sys.stdout) -> int:
+def main(
+    path: str,
+    as_json: bool,
+    fail_on: str,
+    out: TextIO = sys.stdout,
+    after_text: Callable[[CheckReport, TextIO], object] | None = None,
+) -> int:
     try:
-        return _main(path, as_json, fail_on, out)
+        return _main(path, as_json, fail_on, out, after_text)
     except BrokenPipeError:
         # `| head` closed the pipe: the reader has what it wanted; no traceback at exit
         try:
@@ -353,7 +359,13 @@ def main(path: str, as_json: bool, fail_on: str, out: TextIO = sys.stdout) -> in
         return 2
 
 
-def _main(path: str, as_json: bool, fail_on: str, out: TextIO) -> int:
+def _main(
+    path: str,
+    as_json: bool,
+    fail_on: str,
+    out: TextIO,
+    after_text: Callable[[CheckReport, TextIO], object] | None = None,
+) -> int:
     root = Path(path)
     shown = inert(path)
     if not root.exists():
@@ -375,6 +387,8 @@ def _main(path: str, as_json: bool, fail_on: str, out: TextIO) -> int:
         out.write("\n")
     else:
         print_text(report, out)
+        if after_text is not None:  # `--plot` (tui/cli.py): the flagged runs' curves
+            after_text(report, out)
     threshold = severity_rank(fail_on)
     failing = [f for f in report.all_findings() if severity_rank(f.severity) >= threshold]
     return 1 if failing else 0

@@ -1,17 +1,31 @@
 """The `tunetop` command line (DESIGN.md "Command line").
 
-`tunetop [PATH ...]` opens the dashboard; `check`, `plan`, `run` and `demo` are subcommands.
-Heavy imports (Textual, torch) are deferred to the subcommand that needs them, so `tunetop
-check` starts fast and the monitor never imports torch.
+`tunetop [PATH ...]` opens the dashboard; `check`, `plan`, `show`, `report`, `rules`, `run` and
+`demo` are subcommands. Heavy imports (Textual, plotext, torch) are deferred to the subcommand
+that needs them, so `tunetop check` starts fast and the monitor never imports torch. `run` and
+`demo` need the runner extra: without torch they say how to install it and exit 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
+import importlib.util
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
-SUBCOMMANDS = ("check", "plan", "run", "demo")
+if TYPE_CHECKING:
+    from tui.check import CheckReport
+
+SUBCOMMANDS = ("check", "plan", "show", "report", "rules", "run", "demo")
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+NEEDS_TORCH = (
+    "the runner needs PyTorch: pip install 'tunetop[runner]' "
+    f"(CPU: pip install torch --index-url {TORCH_CPU_INDEX} first)"
+)
 PLAN_KINDS = ("warmup", "warmup-apply", "clip", "probe", "fit", "extend")
 
 
@@ -23,8 +37,9 @@ def _dashboard_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="tunetop",
         description="top for training runs: live curves and playbook diagnosis. "
-        "Subcommands: check, plan, run, demo (tunetop SUBCOMMAND --help).",
+        "Subcommands: check, plan, show, report, rules, run, demo (tunetop SUBCOMMAND --help).",
     )
+    p.add_argument("-V", "--version", action="version", version=f"tunetop {version()}")
     p.add_argument(
         "paths",
         nargs="*",
@@ -62,6 +77,49 @@ def _check_parser() -> argparse.ArgumentParser:
         default="warning",
         help="exit 1 when a finding is at or above this level (default warning)",
     )
+    p.add_argument(
+        "--plot",
+        action="store_true",
+        help="after the text, the curves of each run with a finding at or above --fail-on "
+        "(plotext; plain text when stdout is not a terminal)",
+    )
+    _size_options(p)
+    return p
+
+
+def _size_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--width", type=int, default=None, metavar="COLS", help="plot width (default: terminal)"
+    )
+    p.add_argument(
+        "--height", type=int, default=None, metavar="ROWS", help="rows of one plot panel"
+    )
+
+
+def _show_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="tunetop show",
+        description="a run's findings and its loss, validation loss and gradient-norm curves",
+    )
+    p.add_argument("path", metavar="RUN", help="a run folder (or a folder of runs: each is shown)")
+    _size_options(p)
+    return p
+
+
+def _report_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="tunetop report",
+        description="runs, studies, findings, remedies and plots as one Markdown or HTML file",
+    )
+    p.add_argument("path", metavar="PATH")
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="FILE.md or FILE.html")
+    p.add_argument("--width", type=int, default=100, metavar="COLS", help="plot width (100)")
+    return p
+
+
+def _rules_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="tunetop rules", description="the playbook rules the findings cite")
+    p.add_argument("ids", nargs="*", metavar="ID", help="R1 ... R24 (default: all)")
     return p
 
 
@@ -99,23 +157,101 @@ def _unbreakable_output() -> None:
                 reconfigure(errors="backslashreplace")
             except (ValueError, OSError):
                 pass
+def version() -> str:
+    try:
+        return importlib.metadata.version("tunetop")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout never installed
+        return "unknown (not installed)"
+
+
+def torch_available() -> bool:
+    """Whether the runner can start: find_spec looks torch up without importing it."""
+    return importlib.util.find_spec("torch") is not None
+
+
+def _help(rest: list[str]) -> bool:
+    return any(a in ("-h", "--help") for a in rest)
+
+
+def _plotter(
+    width: int | None, height: int | None, level: str | None = None
+) -> Callable[[CheckReport, TextIO], None]:
+    """What `check` calls after its text: the plots of the flagged runs (all when level is
+    None), sized to the terminal or to --width."""
+    from tui import static_plot
+
+    def draw(report: CheckReport, out: TextIO) -> None:
+        opt = static_plot.options_for(out, width, height)
+        static_plot.write_report_plots(report, out, opt, level)
+
+    return draw
+
+
+def rules_main(ids: list[str], out: TextIO | None = None) -> int:
+    """`tunetop rules [ID ...]`: every rule, or the ones named; exit 2 for an unknown id."""
+    from tui.rules import describe, normalise_id, rules
+
+    stream = sys.stdout if out is None else out
+    table = rules()
+    wanted = [normalise_id(i) for i in ids] or list(table)
+    unknown = [i for i in wanted if i not in table]
+    if unknown:
+        print(
+            f"tunetop rules: no rule {', '.join(unknown)} (there are R1-R{len(table)})",
+            file=sys.stderr,
+        )
+        return 2
+    section = None
+    try:
+        for rid in wanted:
+            rule = table[rid]
+            if not ids and rule.section != section:
+                section = rule.section
+                stream.write(f"\n## {section}\n\n")
+            stream.write(describe(rule) + "\n")
+        stream.flush()
+    except BrokenPipeError:  # `tunetop rules | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     _unbreakable_output()
+    if args[:1] in (["--version"], ["-V"]):
+        print(f"tunetop {version()}")
+        return 0
     if args and args[0] in SUBCOMMANDS:
         cmd, rest = args[0], args[1:]
         if cmd == "check":
             ns = _check_parser().parse_args(rest)
             from tui.check import main as check_main
 
-            return check_main(ns.path, ns.json, ns.fail_on)
+            after = _plotter(ns.width, ns.height, ns.fail_on) if ns.plot else None
+            return check_main(ns.path, ns.json, ns.fail_on, after_text=after)
+        if cmd == "show":
+            ns = _show_parser().parse_args(rest)
+            from tui.check import main as check_main
+
+            # every run under RUN, flagged or not; findings never make `show` fail
+            code = check_main(ns.path, False, "error", after_text=_plotter(ns.width, ns.height))
+            return 2 if code == 2 else 0
+        if cmd == "report":
+            ns = _report_parser().parse_args(rest)
+            from tui.report import main as report_main
+
+            return report_main(ns.path, ns.output, width=ns.width)
+        if cmd == "rules":
+            ns = _rules_parser().parse_args(rest)
+            return rules_main(ns.ids)
         if cmd == "plan":
             ns = _plan_parser().parse_args(rest)
             from tui.remedy.cli import main as plan_main
 
             return plan_main(ns)
+        if cmd in ("run", "demo") and not _help(rest) and not torch_available():
+            print(f"tunetop {cmd}: {NEEDS_TORCH}", file=sys.stderr)
+            return 2
         if cmd == "run":
             from runner.cli import main as runner_main
 
