@@ -63,8 +63,16 @@ HOOK = textwrap.dedent(
     import yaml
     SAFE = (yaml.SafeLoader, getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     original_load = yaml.load
+    FULL = {id(f) for c in (yaml.constructor.FullConstructor, yaml.constructor.UnsafeConstructor)
+            for f in vars(c).values() if callable(f)}
+    def safe(loader):
+        # a SafeLoader, or a subclass of one that adds no object-making constructor
+        if not (isinstance(loader, type) and issubclass(loader, SAFE)):
+            return False
+        tables = (loader.yaml_constructors, loader.yaml_multi_constructors)
+        return not any(id(f) in FULL for t in tables for f in t.values())
     def guarded(stream, Loader=None, **k):
-        if Loader not in SAFE:
+        if not safe(Loader):
             violations.append("yaml.load")
             raise RuntimeError("unsafe yaml load")
         return original_load(stream, Loader)

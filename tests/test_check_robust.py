@@ -55,12 +55,12 @@ def test_bad_run_json_values_cost_only_themselves(tmp_path: Path) -> None:
     exit 0 or 1 (a finding, never a crash), every run reported with its points, one error line
     per bad value."""
     study = tmp_path / "sweep"
-    a_run(study / "good")
+    a_run(study / "trial_0")  # trial names: a study although no configuration is known
     bad = {
-        "inf": '{"total_steps": Infinity, "status": "finished"}',
-        "remedy": '{"remedy": "s", "status": "finished"}',
-        "optimizer": '{"optimizer": "s", "spec": {"optimizer": "s", "study": "s"}}',
-        "status": '{"status": 3, "total_steps": -5}',
+        "trial_1": '{"total_steps": Infinity, "status": "finished"}',
+        "trial_2": '{"remedy": "s", "status": "finished"}',
+        "trial_3": '{"optimizer": "s", "spec": {"optimizer": "s", "study": "s"}}',
+        "trial_4": '{"status": 3, "total_steps": -5}',
     }
     for name, text in bad.items():
         a_run(study / name)
@@ -70,9 +70,9 @@ def test_bad_run_json_values_cost_only_themselves(tmp_path: Path) -> None:
     assert proc.returncode in (0, 1)
     report = json.loads(proc.stdout)
     runs = {r["id"]: r for r in report["runs"]}
-    assert set(runs) == {f"sweep/{n}" for n in ["good", *bad]}
+    assert set(runs) == {f"sweep/{n}" for n in ["trial_0", *bad]}
     assert all(r["metrics"]["loss"]["count"] == 120 for r in runs.values())
-    assert runs["sweep/inf"]["total_steps"] == 120  # Infinity ignored: the data's own length
+    assert runs["sweep/trial_1"]["total_steps"] == 120  # Infinity ignored: the data's own length
     messages = " | ".join(e["message"] for e in report["errors"])
     for what in ("total_steps = inf", "remedy = 's'", "spec.optimizer = 's'", "spec.study"):
         assert what in messages

@@ -128,13 +128,13 @@ def test_check_plot_on_the_samples() -> None:
 
 
 def test_show_plots_the_run_named() -> None:
-    run = SAMPLES / "jsonl" / "plain_loop"
-    done = tunetop("show", str(run), "--width", "70")
+    run = SAMPLES / "tensorboard" / "torch_loop"  # a SummaryWriter run with one R14 finding
+    done = tunetop("show", str(run), "--width", "120")
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert f"{run}: loss  (loss" in out
     assert f"{run}: gradient norm  (grad_norm" in out
-    assert "x marks: step 35 grad_norm_outlier R14" in out
+    assert "x marks: step 46 grad_norm_outlier R14" in out
 
 
 def test_show_a_missing_run_is_a_usage_error(tmp_path: Path) -> None:

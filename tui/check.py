@@ -5,18 +5,18 @@ Exit codes: 0 when no finding is at or above --fail-on, 1 when one is, 2 when PA
 cannot be read (files that cannot be read go to `errors` and do not change the exit code).
 
 Never a traceback, never a hang (issue 14): files under PATH are untrusted input. A run.json
-value is checked for its shape before diagnosis uses it (`validate_run_json`), a failure while
-reading or diagnosing one run or study costs only that one (an `errors` entry naming the
-exception in one line; every other run still reported), and an internal error of check itself
-exits 2, never 1 (1 means a finding at --fail-on). Every string printed goes through the
-sanitiser (tui/sanitize.py): control characters, C1 included, and the lone surrogates of file
-names that are not UTF-8 are shown as escapes, so any output encoding can write them.
+value is checked for its shape before diagnosis uses it (tui.logs.runjson; the hyperparameters
+read beside it in `validate_hparams`), a failure while reading or diagnosing one run or study
+costs only that one (an `errors` entry naming the exception in one line; every other run still
+reported), and an internal error of check itself exits 2, never 1 (1 means a finding at
+--fail-on). Every string printed goes through the sanitiser (tui/sanitize.py): control
+characters, C1 included, and the lone surrogates of file names that are not UTF-8 are shown as
+escapes, so any output encoding can write them.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -27,6 +27,7 @@ from typing import Any, TextIO
 from tui.config import CONFIG_NAME, Config, load_config
 from tui.diagnose.findings import Finding, jsonable, severity_rank
 from tui.logs.model import Run, Study
+from tui.logs.runjson import STEP_FIELDS, is_step_count
 from tui.logs.safe_io import UnsafeFile, load_toml
 from tui.logs.workspace import Workspace
 from tui.sanitize import clean, json_safe
@@ -41,64 +42,18 @@ def describe(exc: BaseException) -> str:
     return clean(f"{type(exc).__name__}: {exc}", limit=300)
 
 
-# run.json values the diagnosis and the planners read, and the shape each must have; a value of
-# another shape is dropped (with an error entry) before anything uses it
-_STEP_KEYS = ("total_steps", "max_train_steps", "max_steps", "num_train_steps")
-_DICT_KEYS = ("remedy", "spec", "hparams")
-_SPEC_DICT_KEYS = ("optimizer", "schedule", "study", "model", "data")
-_MAX_STEPS = float(2**62)
-
-
-def _step_count_ok(value: object) -> bool:
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and 0 <= value < _MAX_STEPS
-    )
-
-
-def _shape_problems(data: dict[str, Any], where: str) -> list[str]:
-    """Drop from `data` (in place) the values of the wrong shape; say which."""
+def validate_hparams(run: Run) -> list[str]:
+    """The hyperparameters read beside a run (hparams.yaml, config.json, ...) made safe to
+    plan with: a step count of the wrong shape is dropped, each named in one line. run.json
+    itself was checked as it was read (tui.logs.runjson)."""
     problems: list[str] = []
-    for key in _STEP_KEYS:
-        if data.get(key) is not None and not _step_count_ok(data[key]):
-            problems.append(f"{where}{key} = {clean(repr(data.pop(key)), 40)} is no step count")
-    for key in _DICT_KEYS:  # null is "not there", as the readers of these values take it
-        if data.get(key) is not None and not isinstance(data[key], dict):
-            problems.append(f"{where}{key} = {clean(repr(data.pop(key)), 40)} is no table")
-    if data.get("status") is not None and not isinstance(data["status"], str):
-        problems.append(f"{where}status = {clean(repr(data.pop('status')), 40)} is no word")
-    return problems
-
-
-def validate_run_json(run: Run) -> list[str]:
-    """Make a run's run.json (and the hyperparameters read from it) safe to diagnose: values of
-    the wrong shape are dropped, each named in one line. The run is still read and shown."""
-    problems: list[str] = []
-    data = run.run_json
-    if data is not None and not isinstance(data, dict):
-        run.run_json, data = None, None
-        problems.append("run.json is no JSON object: ignored")
-    if data is not None:
-        problems += _shape_problems(data, "")
-        spec = data.get("spec")
-        if isinstance(spec, dict):
-            for key in _SPEC_DICT_KEYS:
-                if spec.get(key) is not None and not isinstance(spec[key], dict):
-                    bad = clean(repr(spec.pop(key)), 40)
-                    problems.append(f"spec.{key} = {bad} is no table")
-            problems += _shape_problems(spec, "spec.")
-        remedy = data.get("remedy")
-        if isinstance(remedy, dict) and not isinstance(remedy.get("kind") or "", str):
-            problems.append(f"remedy.kind = {clean(repr(remedy.pop('kind')), 40)} is no word")
     if isinstance(run.hparams, Mapping):
-        for key in _STEP_KEYS:
+        for key in STEP_FIELDS:
             value = run.hparams.get(key)
-            if value is not None and not _step_count_ok(value):
+            if value is not None and not is_step_count(value):
                 bad = clean(repr(run.hparams.pop(key)), 40)
-                problems.append(f"hyperparameter {key} = {bad} is no step count")
-    return [f"{p}: ignored" for p in problems]
+                problems.append(f"hyperparameter {key} = {bad} is no step count: ignored")
+    return problems
 
 
 class _GuardedWorkspace(Workspace):
@@ -212,8 +167,8 @@ def run_check(path: str) -> CheckReport:
     finally:
         ws.close()
     for run in ws.runs.values():
-        for problem in validate_run_json(run):
-            errors.append((str(run.path / "run.json"), problem))
+        for problem in validate_hparams(run):
+            errors.append((str(run.path), problem))
     runs, studies = analyse(ws, errors)
     return CheckReport(path, runs, studies, [*ws.errors, *errors])
 

@@ -157,6 +157,8 @@ def _unbreakable_output() -> None:
                 reconfigure(errors="backslashreplace")
             except (ValueError, OSError):
                 pass
+
+
 def version() -> str:
     try:
         return importlib.metadata.version("tunetop")

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import append_lines, curve, write_run
+from app_support import append_lines, curve, write_run
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import defunct_children, screen_text, wait_exited, wait_until
+from app_support import defunct_children, screen_text, wait_exited, wait_until
 
 from tui.app import make_app
 from tui.remedy.supervise import Job, Supervisor, pid_alive, state_dir

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import screen_text, wait_exited, wait_until
+from app_support import screen_text, wait_exited, wait_until
 
 from tui.app import TunetopApp, make_app
 from tui.widgets.findings_panel import FindingsPanel

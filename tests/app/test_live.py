@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from conftest import append_lines, curve, screen_text, wait_until, write_run
+from app_support import append_lines, curve, screen_text, wait_until, write_run
 
 from tui.app import make_app
 from tui.engine import FindingRaised, MetricsAppended, RunDiscovered

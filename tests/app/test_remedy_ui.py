@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import (
+from app_support import (
     defunct_children,
     runner_spec,
     screen_text,
@@ -342,7 +342,14 @@ def test_snapshot_plan_modal(
     monkeypatch.setattr(modal_mod, "device_for_trials", lambda n: ["cpu"] * n)
     # what will run names the interpreter and the working folder: fixed for the snapshot
     monkeypatch.setattr(preview_mod, "device_for_trials", lambda n: ["cpu"] * n)
-    monkeypatch.setattr(preview_mod, "child_cwd", lambda: "/home/user")
+    monkeypatch.setattr(preview_mod, "child_cwd", lambda: "/home/user/.local/state/tunetop/jobs")
+    monkeypatch.setattr(preview_mod, "launch_dir", lambda: "/home/user")
+    # the env line shows what changes from this environment: make it the same on every machine
+    from runner.child import DROPPED, PATH_LISTS
+
+    for key in (*PATH_LISTS, *DROPPED, "PYTHONSAFEPATH"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("PYTHONUNBUFFERED", "1")
     monkeypatch.setattr(sys, "executable", "/usr/bin/python3")
     (tmp_path / "runs").mkdir()
     app = make_app([tmp_path / "runs"], poll=60.0)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import T0, screen_text, wait_until
+from app_support import T0, screen_text, wait_until
 
 from tui.app import make_app
 from tui.diagnose.findings import Finding

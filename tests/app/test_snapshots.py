@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from conftest import wait_until
+from app_support import wait_until
 
 from tui.app import TunetopApp, make_app
 from tui.widgets.run_tree import NodeRef

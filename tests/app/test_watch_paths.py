@@ -8,7 +8,7 @@ import threading
 import time
 from pathlib import Path
 
-from conftest import wait_until, write_run
+from app_support import wait_until, write_run
 
 import tui.watch as watch
 from tui.app import make_app
@@ -82,10 +82,11 @@ async def test_header_says_polling_above_the_budget_and_new_runs_still_show(
     the dashboard chose polling is shown."""
     monkeypatch.setattr(watch, "FOLDER_BUDGET", 5)
     monkeypatch.setattr(watch, "DEFAULT_POLL", 0.1)
+    root = tmp_path / "watched"  # not tmp_path: the test's state folder is in there too
     for i in range(12):
-        (tmp_path / "old" / f"f{i}").mkdir(parents=True)
-    write_run(tmp_path / "study" / "a", 30)
-    app = make_app([tmp_path])
+        (root / "old" / f"f{i}").mkdir(parents=True)
+    write_run(root / "study" / "a", 30)
+    app = make_app([root])
     async with app.run_test(size=(160, 48)) as pilot:
         status = app.query_one("#status")
 
@@ -95,7 +96,7 @@ async def test_header_says_polling_above_the_budget_and_new_runs_still_show(
         await wait_until(pilot, lambda: "above the inotify budget" in header())
         assert "polling every 0.1 s: 16 folders is above the inotify budget (5)" in header()
         await wait_until(pilot, lambda: "study/a" in app.runs)
-        write_run(tmp_path / "study" / "b", 30)
+        write_run(root / "study" / "b", 30)
         tree = app.query_one(RunTree)
         await wait_until(pilot, lambda: "study/b" in tree.run_ids)
         # the tree's rebuild queues a highlight: let it be handled before the app closes (one

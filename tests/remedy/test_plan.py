@@ -367,25 +367,36 @@ def test_plan_shows_what_will_run(tmp_path: Path) -> None:
     runner/study.py makes it, the interpreter, the working folder, env changes and out."""
     import os
 
-    from runner.study import trial_argv
+    from runner.child import LAUNCH_DIR_ENV
+    from runner.state import jobs_dir as state_dir
+    from runner.study import child_of
     from tui.remedy.cli import describe
+    from tui.remedy.preview import TRIAL_SPEC_FILE
 
     run = write_run(tmp_path / "run", diverging(), 0.5, 2000)
     p = plan("warmup", run)
     launch = p.to_json()["plan"]["launch"]
     assert launch["interpreter"] == sys.executable
-    assert launch["cwd"] == os.getcwd()
-    assert launch["env"] == {"PYTHONUNBUFFERED": "1"}
+    # the study starts in the private state folder, never in the user's cwd (runner/child.py)
+    assert launch["cwd"] == str(state_dir()) != os.getcwd()
+    assert os.environ.get("PYTHONUNBUFFERED") == "1" or launch["env"]["PYTHONUNBUFFERED"] == "1"
+    assert launch["env"][LAUNCH_DIR_ENV] == os.getcwd()
     assert launch["out"] == str(tmp_path)
     assert launch["from_tree"] is False and launch["workload"] == "digits_mlp"
     study_dir = Path(launch["study_dir"])
     assert study_dir.parent == tmp_path and study_dir.name.startswith("warmup-")
     remedy = {"kind": "warmup", "source": str(run)}
+    spec = Path(TRIAL_SPEC_FILE)
+
+    def shown(argv: list[str]) -> list[str]:  # the private spec's path stays a placeholder
+        return [TRIAL_SPEC_FILE if a == str(spec.absolute()) else a for a in argv]
+
     assert [t["argv"] for t in launch["trials"]] == [
-        trial_argv(study_dir / "t000", 1, remedy),
-        trial_argv(study_dir / "t001", 1, remedy),
+        shown(child_of(study_dir / "t000", 1, remedy, spec_file=spec).argv),
+        shown(child_of(study_dir / "t001", 1, remedy, spec_file=spec).argv),
     ]
-    assert launch["argv"][:3] == [sys.executable, "-m", "runner"]
+    assert all(TRIAL_SPEC_FILE in t["argv"] for t in launch["trials"])
+    assert launch["argv"][:4] == [sys.executable, "-P", "-m", "runner"]
     text = describe(p)
     assert "what will run:" in text and "interpreter  " + sys.executable in text
     assert "COMMAND FROM A FILE" not in text

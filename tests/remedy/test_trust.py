@@ -272,13 +272,14 @@ def test_an_untrusted_spec_command_is_computed_shown_and_refused(tmp_path: Path)
     assert shown is not None and shown.from_tree
     text = "\n".join(shown.lines())
     assert f"{FROM_TREE}: {run / 'run.json'}" in text
+    # what runs: a bare `python` is tunetop's own interpreter (runner/child.py command_argv)
     assert shown.trials[0].command == [
-        "python",
+        sys.executable,
         "train.py",
         "--lr",
         "5.0",
         "--out",
-        shown.trials[0].argv[4],
+        shown.trials[0].argv[5],
     ]
     # the same plan is launchable once trusted: by --trust (and it says so), or the allowlist
     forced = plan("warmup", run, trust_files=True)

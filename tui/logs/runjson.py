@@ -14,59 +14,78 @@ from pathlib import Path
 from typing import Any
 
 from tui.logs.safe_io import UnsafeFile, load_json
+from tui.sanitize import clean
 
 RUN_JSON = "run.json"
 
-# field -> what it must be (a predicate) and how to say it
+# fields and the shape each must have; a value of another shape is dropped, with its line
 _DICT_FIELDS = ("spec", "hparams")
-_SPEC_TABLES = ("optimizer", "schedule", "study", "workload_options")
-_STEP_FIELDS = ("total_steps", "max_train_steps")
+_SPEC_TABLES = ("optimizer", "schedule", "study", "workload_options", "model", "data")
+# step counts, at the top and in spec: 0 is allowed (a warmup-study trial's base schedule)
+STEP_FIELDS = ("total_steps", "max_train_steps", "max_steps", "num_train_steps")
 _INT_FIELDS = ("pid", "exit_code")
 _TIME_FIELDS = ("started", "ended")
+_MAX_STEPS = 2**62
 
 
 def _finite_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def is_step_count(value: Any) -> bool:
+    """A number of steps tunetop can plan with: finite, not negative, not absurd."""
+    return _finite_number(value) and 0 <= value < _MAX_STEPS
+
+
+def _shown(value: Any) -> str:
+    return clean(repr(value), 40)
+
+
+def _step_problems(table: dict[str, Any], where: str) -> list[str]:
+    problems = []
+    for key in STEP_FIELDS:
+        if table.get(key) is not None and not is_step_count(table[key]):
+            problems.append(f"{where}{key} = {_shown(table.pop(key))} is no step count: ignored")
+    return problems
+
+
 def validate(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """run.json with every field of the wrong shape dropped, and one line per drop."""
+    """run.json with every field of the wrong shape dropped, and one line per drop (the field,
+    the value as read, what it should have been). Null is "not there", as readers take it."""
     out = dict(data)
     problems: list[str] = []
 
     def drop(key: str, why: str) -> None:
-        out.pop(key, None)
-        problems.append(f"'{key}' {why}: ignored")
+        problems.append(f"{key} = {_shown(out.pop(key))} {why}: ignored")
 
     for key in _DICT_FIELDS:
-        if key in out and not isinstance(out[key], dict):
-            drop(key, "is not an object")
-    if "remedy" in out and out["remedy"] is not None and not isinstance(out["remedy"], dict):
-        drop("remedy", "is neither null nor an object")
-    if "status" in out and not isinstance(out["status"], str):
-        drop("status", "is not a string")
-    for key in _STEP_FIELDS:
-        if key in out and out[key] is not None:
-            v = out[key]
-            if not (_finite_number(v) and 0 <= v < 2**62):  # 0: a warmup-study trial
-                drop(key, "is not a finite number of steps")
+        if out.get(key) is not None and not isinstance(out[key], dict):
+            drop(key, "is no table")
+    if out.get("remedy") is not None and not isinstance(out["remedy"], dict):
+        drop("remedy", "is no table")
+    if out.get("status") is not None and not isinstance(out["status"], str):
+        drop("status", "is no word")
+    problems += _step_problems(out, "")
     for key in _INT_FIELDS:
-        if (
-            key in out
-            and out[key] is not None
-            and not (isinstance(out[key], int) and not isinstance(out[key], bool))
-        ):
-            drop(key, "is not an integer")
+        value = out.get(key)
+        if value is not None and not (isinstance(value, int) and not isinstance(value, bool)):
+            drop(key, "is no integer")
     for key in _TIME_FIELDS:
-        if key in out and out[key] is not None and not _finite_number(out[key]):
-            drop(key, "is not a finite number")
+        if out.get(key) is not None and not _finite_number(out[key]):
+            drop(key, "is no finite number")
+    remedy = out.get("remedy")
+    if isinstance(remedy, dict) and remedy.get("kind") is not None:
+        if not isinstance(remedy["kind"], str):
+            remedy = dict(remedy)
+            problems.append(f"remedy.kind = {_shown(remedy.pop('kind'))} is no word: ignored")
+            out["remedy"] = remedy
     spec = out.get("spec")
     if isinstance(spec, dict):
         spec = dict(spec)
         for key in _SPEC_TABLES:
-            if key in spec and not isinstance(spec[key], dict):
-                spec.pop(key)
-                problems.append(f"'spec.{key}' is not an object: ignored")
+            if spec.get(key) is not None and not isinstance(spec[key], dict):
+                problems.append(f"spec.{key} = {_shown(spec.pop(key))} is no table: ignored")
+        problems += _step_problems(spec, "spec.")
         out["spec"] = spec
     return out, problems
 

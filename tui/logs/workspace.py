@@ -372,6 +372,12 @@ class Workspace:
                 if message not in run.errors:
                     run.errors.append(message)
             batch = result.batch
+            if (result.reset or batch.reset) and len(batch) > 0:
+                # the file was rewritten: what it says now replaces what it said before
+                # (batch.py). A file cut to nothing keeps what was read, so a log rotated
+                # or emptied by mistake does not wipe the curve off the screen.
+                run.store.drop_source(self._source_key(src.log))
+                changes.updated[run.id] = changes.updated.get(run.id, 0)
             if len(batch) == 0:
                 continue
             if src.log.format == "jsonl" and _PLANNED in batch.columns:

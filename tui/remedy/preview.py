@@ -4,12 +4,12 @@ The exact argv of the study process and of every trial, the interpreter, the wor
 the environment changes and the output folder, for `tunetop plan` (text and `--json`) and the
 plan modal. Marked when the command or workload comes from a file in the watched tree.
 
-Nothing is re-derived here that the launching code computes: each trial's argv comes from
-runner/study.py's `trial_argv`, its spec from runner/search.py's `trial_specs` (the runner's
-own `apply_overrides`), an external command from runner/spec.py's `format_placeholders`, the
-interpreter from the Supervisor. What those modules do not expose yet -- the study process's
-argv, the working folder and environment the children get -- is computed in one place each
-below (`study_argv`, `child_cwd`, `env_changes`), to be replaced by what they expose.
+Nothing is re-derived here that the launching code computes: the study's argv is the
+Supervisor's `launch_argv`, its working folder the Supervisor's (the private state folder) and its
+environment runner/child.py's `clean_env`; each trial's argv, working folder and environment come
+from runner/study.py's `child_of` (a private spec file stands in as SPEC_FILE's trial twin), its
+spec from runner/search.py's `trial_specs` (the runner's own `apply_overrides`), an external
+command from runner/spec.py's `format_placeholders`.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from tui.sanitize import clean
 
 STAMP = "<YYYYmmdd-HHMMSS>"  # the study folder's timestamp, known only at launch
 SPEC_FILE = "<state folder>/<job id>.toml"  # the Supervisor writes the spec there at launch
+TRIAL_SPEC_FILE = "<state folder>/trials/<random>.toml"  # each trial's private spec (state.py)
 FROM_TREE = "COMMAND FROM A FILE IN THE WATCHED TREE"
 
 
@@ -114,29 +115,33 @@ def interpreter() -> str:
 
 
 def child_cwd() -> str:
-    """The working folder the study and its trials get: today they inherit tunetop's."""
+    """The working folder the study gets: the Supervisor's default, the private state folder
+    (runner/child.py: never the user's cwd, where a runner.py may have been planted)."""
+    from runner.state import state_root
+
+    return str(state_root() / "jobs")  # state.jobs_dir() without making it: a plan writes nothing
+
+
+def launch_dir() -> str:
+    """The folder tunetop was started in: the child is told it (LAUNCH_DIR_ENV) so that a
+    relative path in the user's own command still means what the user meant."""
     return os.getcwd()
 
 
 def env_changes() -> dict[str, str]:
-    """What the Supervisor and runner/study.py change in the children's environment."""
-    return {"PYTHONUNBUFFERED": "1"}
+    """What the Supervisor changes in the study's environment (runner/child.py `clean_env`),
+    removed variables shown as `(unset)`."""
+    from runner.child import LAUNCH_DIR_ENV, Child, clean_env
+
+    child = Child([], Path("."), clean_env(extra={LAUNCH_DIR_ENV: launch_dir()}))
+    return {k: ("(unset)" if v is None else v) for k, v in sorted(child.env_changes().items())}
 
 
 def study_argv(plan: Plan, python: str, out: str) -> list[str]:
-    """The study process, as the Supervisor starts it (tui/remedy/supervise.py `launch`)."""
-    return [
-        python,
-        "-m",
-        "runner",
-        SPEC_FILE,
-        "--out",
-        out,
-        "--remedy",
-        plan.kind,
-        "--remedy-source",
-        remedy_source(plan),
-    ]
+    """The study process, exactly as the Supervisor starts it (supervise.launch_argv)."""
+    from tui.remedy.supervise import launch_argv
+
+    return launch_argv(Path(SPEC_FILE), Path(out), plan.kind, remedy_source(plan), python)
 
 
 def remedy_source(plan: Plan) -> str:
@@ -172,17 +177,18 @@ def preview(plan: Plan, python: str | None = None) -> Launch | None:
     for i, (spec, device) in enumerate(zip(specs, device_for_trials(len(specs)), strict=True)):
         trial_dir = study_dir / f"t{i:03d}"
         command = None
-        if spec.command is not None:
+        env = _cuda_env(spec, device)
+        if spec.command is not None:  # as runner/study.py run_command builds it
             try:
-                command = rspec.format_placeholders(spec.command, spec, str(trial_dir))
+                cmd = study.command_child(spec, trial_dir, Path(launch_dir()))
+                command = cmd.argv
+                env["TUNETOP_RUN_DIR"] = cmd.env["TUNETOP_RUN_DIR"]
             except rspec.SpecError as exc:
                 command = [f"<cannot be filled in: {exc}>"]
-        env = _cuda_env(spec, device)
-        if command is not None:  # runner/study.py run_command tells the command its folder
-            env["TUNETOP_RUN_DIR"] = str(trial_dir)
-        trials.append(
-            TrialLaunch(f"t{i:03d}", device, study.trial_argv(trial_dir, 1, remedy), command, env)
-        )
+        child = study.child_of(trial_dir, 1, remedy, spec_file=Path(TRIAL_SPEC_FILE))
+        # child_of makes the spec path absolute; the placeholder is shown as it stands
+        argv = [TRIAL_SPEC_FILE if a == os.path.abspath(TRIAL_SPEC_FILE) else a for a in child.argv]
+        trials.append(TrialLaunch(f"t{i:03d}", device, argv, command, env))
     base = plan.spec.base
     source = plan.source
     return Launch(
