@@ -12,16 +12,16 @@ import pytest
 
 from tests.realworld import materialize, score
 
-# Where tunetop stood (commit f504450 + corpus labels), measured by
-# `python -m tests.realworld.score`. Ratios are floors, counts are ceilings.
-FLOORS = {"discovery": 0.86, "reading": 0.87, "precision": 0.15, "recall": 0.05, "errors_met": 1}
+# Ratios are floors, counts are ceilings: the figures of the corpus as it is scored today (python -m tests.realworld.score): a change
+# that reads or judges a real log worse fails here; raise them as the figures improve
+FLOORS = {"discovery": 1.0, "reading": 0.98, "precision": 0.87, "recall": 0.75, "errors_met": 1}
 CEILINGS = {
     "crashes": 0,
-    "phantom_runs": 13,
-    "noise_findings": 5,
-    "noisy_healthy_runs": 5,
-    "study_false_alarms": 14,
-    "model_config_leaks": 30,
+    "phantom_runs": 0,
+    "noise_findings": 1,
+    "noisy_healthy_runs": 1,
+    "study_false_alarms": 0,
+    "model_config_leaks": 0,
 }
 
 

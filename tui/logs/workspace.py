@@ -293,9 +293,11 @@ class Workspace:
                 continue
             self._sources[key] = _Source(run_id, log, reader)
             if log.format == "hf_trainer_state" and any(
-                f.format == "tfevents" for f in layout.files
+                f.format == "tfevents" or (f.format == "jsonl" and not f.parts)
+                for f in layout.files
             ):
-                # where both hold a series, the event file is read, being live (DESIGN.md)
+                # where both hold a series, the event file (or LLaMA-Factory's trainer_log.jsonl
+                # beside trainer_state.json) is read, being live (DESIGN.md): each point once
                 run.store.source_priority[self._source_key(log)] = -1
             elif (
                 log.format == "jsonl"
