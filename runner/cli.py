@@ -88,6 +88,28 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _device_problem(specs: list[specmod.RunSpec]) -> str | None:
+    """Why a spec's device cannot be had here (CUDA asked for on a CPU build of torch, or on a
+    machine without a GPU; a cuda:N past the last GPU), or None. Checked before a run folder
+    is made, so a spec that cannot run leaves nothing behind."""
+    wanted = sorted({s.device for s in specs if s.device.startswith("cuda")})
+    if not wanted:
+        return None
+    import torch  # deferred: a CPU-only spec needs no torch import here
+
+    if not torch.cuda.is_available():
+        build = "a CPU build" if torch.version.cuda is None else f"CUDA {torch.version.cuda}"
+        return (
+            f"device = {wanted[0]!r}, but torch {torch.__version__} ({build}) sees no CUDA "
+            'device: set device = "auto" or "cpu", or install a CUDA build of torch'
+        )
+    count = torch.cuda.device_count()
+    for name in wanted:
+        if ":" in name and int(name.split(":", 1)[1]) >= count:
+            return f"device = {name!r}, but this machine has {count} CUDA device(s)"
+    return None
+
+
 def _usage_error(message: str) -> int:
     print(f"runner: error: {message}".replace("\n", " "), file=sys.stderr)
     return EXIT_USAGE
@@ -280,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
             return _usage_error(f"{run_dir}: not a run folder of the runner ({e})")
         if not isinstance(loaded, specmod.RunSpec):
             return _usage_error(f"{run_dir}: run.json holds a study spec")
-        if problem := _unloadable_checkpoint(run_dir):
+        if problem := _unloadable_checkpoint(run_dir) or _device_problem([loaded]):
             return _usage_error(problem)
         return _run(run_dir, loaded, args.nproc, remedy, resume=True)
 
@@ -288,12 +310,15 @@ def main(argv: list[str] | None = None) -> int:
         return _usage_error("give a spec file, or --resume RUN_FOLDER")
     try:
         loaded = specmod.load(args.spec)
+        trials = [loaded] if isinstance(loaded, specmod.RunSpec) else []
         if isinstance(loaded, specmod.StudySpec):
             from runner import search
 
-            search.trial_specs(loaded)  # every trial valid before anything is written
+            trials = search.trial_specs(loaded)  # every trial valid before anything is written
     except specmod.SpecError as e:
         return _usage_error(str(e))
+    if problem := _device_problem(trials):
+        return _usage_error(f"{args.spec}: {problem}")
 
     if isinstance(loaded, specmod.StudySpec):
         from runner.study import run_study

@@ -75,6 +75,29 @@ def test_bad_spec_exits_2_with_one_line(tmp_path: Path, text: str, key: str) -> 
     assert not (tmp_path / "out").exists()  # nothing written for a bad spec
 
 
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+@pytest.mark.skipif(_has_cuda(), reason="a CUDA device is visible: asking for one is no error")
+@pytest.mark.parametrize("kind", ["run", "study"])
+def test_cuda_without_a_cuda_device_exits_2_with_one_line(tmp_path: Path, kind: str) -> None:
+    """device = "cuda" on a CPU build of torch (CI, this machine): one line naming the device
+    and what to do, exit 2, no run folder (issue 19 item 6), for a run and for a study."""
+    text = SMALL.replace('device = "cpu"', 'device = "cuda"')
+    if kind == "study":
+        text += '[study]\nname = "s"\nsearch = "grid"\ngrid = { "optimizer.lr" = [0.1, 0.01] }\n'
+    (tmp_path / "cuda.toml").write_text(text)
+    proc = runner("cuda.toml", "--out", "out", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and "device = 'cuda'" in lines[0] and "sees no CUDA" in lines[0]
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_missing_spec_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main([str(tmp_path / "nope.toml"), "--out", str(tmp_path / "out")]) == 2
     assert len(capsys.readouterr().err.splitlines()) == 1
