@@ -49,7 +49,8 @@ def best_point(run: Run) -> dict[str, Any] | None:
         return None
     metric, step, value = best
     total = run.total_steps
-    fraction = (step + 1) / total if total > 0 else None
+    # at most 1: Hugging Face counts steps from 1, so its last step equals total_steps
+    fraction = min(1.0, (step + 1) / total) if total > 0 else None
     return {"metric": metric, "step": step, "value": value, "fraction": fraction}
 
 
@@ -108,7 +109,7 @@ def span_origin(steps: np.ndarray) -> int:
 
 def span_fraction(step: int, origin: int, total: int) -> float:
     """(step + 1) / total over the run's own span [origin, total)."""
-    return (step - origin + 1) / max(1, total - origin)
+    return min(1.0, (step - origin + 1) / max(1, total - origin))  # 1-based steps end at total
 
 
 def flat_since_late_line(
