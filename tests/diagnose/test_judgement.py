@@ -224,6 +224,23 @@ def test_a_run_stopped_in_its_warmup_with_no_planned_length_is_info() -> None:
     assert "planned length is unknown" in f.message
 
 
+def test_a_warmup_logged_every_500_steps_is_seen_from_two_points() -> None:
+    """A Trainer logging every 500 steps shows a 1000-step linear warmup as 2 points on a line
+    through 0 (lr 1.5e-3 at 500, 3e-3 at 1000), then the decay: 38% of 2640 steps, a warning.
+    Real: Tanisha-anshu/OpenAi-Whisper-small-Braj trainer_state.json. Two rising points off
+    that line (a schedule that merely climbs) are no warmup."""
+
+    def rows(lrs: list[float]) -> list:
+        return [
+            (s, float(s), {"loss": 2.0 - s / 5000, "lr": v})
+            for s, v in zip(range(500, 3000, 500), lrs, strict=False)
+        ]
+
+    f = _warmup_finding(rows([1.4985e-3, 2.997e-3, 2.1e-3, 1.2e-3, 2.7e-4]), 2640)
+    assert f is not None and f.severity == "warning" and f.evidence["warmup_steps"] == 1000
+    assert _warmup_finding(rows([2.0e-3, 2.997e-3, 2.1e-3, 1.2e-3, 2.7e-4]), 2640) is None
+
+
 def test_warmup_ends_where_the_ramp_reaches_its_peak_not_at_the_next_logged_point() -> None:
     """A linear 1000-step warmup logged every 20 steps (detectron2: iterations 19, 39, ...)
     reaches 99.9% of its peak at 999 and logs the peak at 1019: the warmup is 999 steps,

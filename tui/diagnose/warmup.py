@@ -17,7 +17,10 @@ INFO_SHARE = 0.05
 WARNING_SHARE = 0.25
 NEAR_ZERO = 0.1  # a ramp starts at or below 10% of its peak, or ...
 LINEAR_TOL = 0.1  # ... is a line through 0 at step -1 (within 10%), logged from a later step
-MIN_RISES = 3  # and rises over at least this many logged points
+MIN_RISES = 3  # and rises over at least this many logged points, or ...
+# ... fewer (a run logging every 500 steps shows its warmup in one or two rises) where the points
+# lie on a line through 0 at step -1 within 2%: a linear warmup and hardly anything else
+SPARSE_TOL = 0.02
 REACHED = 0.99  # the warmup ends where the ramp first reaches 99% of its peak
 
 WARMUP_KEYS = (
@@ -94,17 +97,19 @@ class RampTracker:
         if stop.shape[0]:
             self.done = True
 
-    def _from_zero(self) -> bool:
+    def _from_zero(self, tol: float = LINEAR_TOL) -> bool:
         """A linear ramp from 0 logged from a later step (detectron2 logs iteration 19 first:
         1.6e-5 of a ramp to 8.3e-5 at 99): the values stand in the ratio of their steps."""
         if self.peak_step <= self.first_step or self.first is None:
             return False
         expect = (self.first_step + 1) / (self.peak_step + 1)
-        return abs(self.first / self.peak - expect) <= LINEAR_TOL * expect
+        return abs(self.first / self.peak - expect) <= tol * expect
 
     def warmup_steps(self) -> tuple[float, bool] | None:
         """(ramp length in steps, finished?) when the LR series shows a warmup ramp."""
-        if self.first is None or self.rises < MIN_RISES or not math.isfinite(self.peak):
+        if self.first is None or not math.isfinite(self.peak):
+            return None
+        if self.rises < MIN_RISES and not (self.rises >= 1 and self._from_zero(SPARSE_TOL)):
             return None
         if not (self.peak > 0 and (self.first <= NEAR_ZERO * self.peak or self._from_zero())):
             return None
