@@ -154,11 +154,14 @@ def test_last_step_follows_a_restart_that_went_back() -> None:
 
 def naive_survivors(steps: list[int]) -> list[int]:
     """The rule applied row by row, as a person states it: a step below the row before it
-    removes every earlier row at the same or a later step. Returns the surviving indices."""
+    removes every earlier row at the same or a later step; a step equal to the row before it
+    replaces that row. Returns the surviving indices."""
     kept: list[int] = []
     for i, s in enumerate(steps):
         if i and s < steps[i - 1]:
             kept = [j for j in kept if steps[j] < s]
+        elif i and s == steps[i - 1]:
+            kept.pop()
         kept.append(i)
     return kept
 
@@ -251,3 +254,18 @@ def test_reset_drops_every_point_of_that_source_first() -> None:
     empty.reset = True  # truncated to nothing: the points go now, not when new ones come
     store.append(empty, "a")
     assert len(store.series("loss")) == 0
+
+
+def test_a_step_logged_again_replaces_the_row_before_it() -> None:
+    """Two ranks that each append every row (real: rameyjm7/SFT-Training-LLM's LLaMA-Factory
+    trainer_log.jsonl, steps 10, 10, 20, 20, ...): one point per step, the value written last
+    winning, whether the twin arrives in the same batch or the next; no restart is marked."""
+    store = RunStore()
+    store.append(
+        rows((10, 0.0, {"loss": 0.86}), (10, 0.0, {"loss": 0.85}), (20, 0.0, {"loss": 0.75})), "f"
+    )
+    store.append(rows((20, 0.0, {"loss": 0.74}), (30, 0.0, {"loss": 0.73})), "f")
+    s = store.series("loss")
+    assert s.steps.tolist() == [10, 20, 30]
+    assert np.allclose(s.values, [0.85, 0.74, 0.73])
+    assert store.restarts == []

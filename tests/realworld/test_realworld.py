@@ -15,7 +15,7 @@ from tests.realworld import materialize, score
 # Ratios are floors, counts are ceilings: the corpus's figures as scored today
 # (`python -m tests.realworld.score`). A change that reads or judges a real log worse fails
 # here; raise them as the figures improve.
-FLOORS = {"discovery": 1.0, "reading": 0.98, "precision": 0.87, "recall": 0.78, "errors_met": 1}
+FLOORS = {"discovery": 1.0, "reading": 1.0, "precision": 0.87, "recall": 0.78, "errors_met": 1}
 CEILINGS = {
     "crashes": 0,
     "phantom_runs": 0,

@@ -116,16 +116,26 @@ def supersede(steps: np.ndarray, last: int | None = None) -> Superseding:
     A row whose step is below the row before it is a restart; it supersedes every earlier row
     at the same or a later step. So a row survives when every restart after it has a higher
     step, and rows held before `steps` (whose last step was `last`) survive below the lowest
-    restart step. Rows at an equal step are no restart (a tag logged twice at one step)."""
+    restart step. A row at the same step as the row right before it is no restart but replaces
+    it, the value written last winning (LLaMA-Factory's ranks each append every row; a step
+    logged again after a crash): one point per step, as TensorBoard and a reader of the file
+    by step would have it."""
     n = int(steps.shape[0])
     if n == 0:
         return Superseding(None, None, [])
     first_back = last is not None and int(steps[0]) < last
+    first_same = last is not None and int(steps[0]) == last
     back = np.empty(n, np.bool_)
     back[0] = first_back
     np.less(steps[1:], steps[:-1], out=back[1:])
+    same_next = np.zeros(n, np.bool_)  # the next row is at this row's step: it replaces this one
+    np.equal(steps[:-1], steps[1:], out=same_next[:-1])
     if not back.any():
-        return Superseding(None, None, [])
+        if not same_next.any() and not first_same:
+            return Superseding(None, None, [])
+        return Superseding(
+            ~same_next if same_next.any() else None, last if first_same else None, []
+        )
     where = np.flatnonzero(back)
     before = np.where(where > 0, steps[np.maximum(where - 1, 0)], last if first_back else 0)
     marks = [
@@ -138,8 +148,11 @@ def supersede(steps: np.ndarray, last: int | None = None) -> Superseding:
     later = np.empty(n, np.int64)
     later[:-1] = low[1:]
     later[-1] = _NEVER
-    keep = steps < later
-    return Superseding(None if keep.all() else keep, int(low[0]), marks)
+    keep = (steps < later) & ~same_next
+    cut = int(low[0])
+    if first_same and last is not None:
+        cut = min(cut, last)
+    return Superseding(None if keep.all() else keep, cut, marks)
 
 
 def row_patterns(

@@ -8,7 +8,8 @@ stay near 320 MB.
 
 Restarts: when a source's step goes backwards (a run restarted from a checkpoint, a file
 rewritten), the points it gives later supersede the earlier ones at the same or later steps
-(batch.supersede, the one rule every format follows). Superseded rows are dropped, not masked:
+(batch.supersede, the one rule every format follows); a row at the same step as the row
+before it replaces it, the value written last winning. Superseded rows are dropped, not masked:
 a group's steps therefore stay sorted, and the memory of a file that repeats its steps is
 that of the rows that survive. The restart is recorded in `RunStore.restarts` (the first
 MAX_MARKS of them). A reset batch (its file truncated or replaced) first drops every point its
