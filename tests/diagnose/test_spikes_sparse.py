@@ -79,3 +79,22 @@ def test_recurrences_far_apart_in_steps_are_separate_and_counted() -> None:
     assert [f.evidence["number"] for f in found] == [1, 2, 3]
     assert "3rd spike since step 8000: recurring, clip at p90 (R23)" in found[2].message
     assert "recurring" not in found[0].message
+
+
+# aaravarora01/agent-memory-redteam @06126f33, trainer_state.json (TRL GRPO), its
+# first 24 points: a GRPO objective near 1e-5 that swings to +-0.02-0.03 now and then.
+GRPO = [
+    -0.020724, 0.020308, 7e-06, 9e-06, 8e-06, 1.3e-05, 9e-06, 1e-05, -0.029814, 0.03128,
+    -0.021312, 6e-06, 1.5e-05, 8e-06, 0.022818, 1.1e-05, 1.2e-05, 1e-05, 1.1e-05, 9e-06, 1e-05,
+    0.036966, 8e-06, 1e-05,
+]  # fmt: skip
+
+
+def test_a_signed_objective_that_swings_both_ways_has_no_spike() -> None:
+    """+0.037 after a few still points is no spike where the same window swung to -0.03: an
+    objective of either sign must stand LINEAR_OVER times above the window's largest
+    magnitude, not above its last few points. A real jump (0.5) still is one."""
+    steps = list(range(1, len(GRPO) + 1))
+    assert _spike_steps(GRPO, steps) == []
+    jumped = [*GRPO[:21], 0.5, *GRPO[22:]]
+    assert _spike_steps(jumped, steps) == [22]

@@ -15,12 +15,12 @@ from tests.realworld import materialize, score
 # Ratios are floors, counts are ceilings: the corpus's figures as scored today
 # (`python -m tests.realworld.score`). A change that reads or judges a real log worse fails
 # here; raise them as the figures improve.
-FLOORS = {"discovery": 1.0, "reading": 1.0, "precision": 0.87, "recall": 0.78, "errors_met": 1}
+FLOORS = {"discovery": 1.0, "reading": 1.0, "precision": 0.9, "recall": 0.78, "errors_met": 1}
 CEILINGS = {
     "crashes": 0,
     "phantom_runs": 0,
-    "noise_findings": 1,
-    "noisy_healthy_runs": 1,
+    "noise_findings": 0,
+    "noisy_healthy_runs": 0,
     "study_false_alarms": 0,
     "model_config_leaks": 0,
 }

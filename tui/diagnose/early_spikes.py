@@ -110,9 +110,11 @@ class EarlyJudge:
         if log:
             bar = math.log(self.ratio)
         else:
-            # either sign (a PPO objective): the median says nothing of the scale; the point
-            # must stand LINEAR_OVER times above the window's largest magnitude
-            bar = LINEAR_OVER * float(np.abs(near).max()) - med
+            # either sign (a PPO or GRPO objective): the median says nothing of the scale; the
+            # point must stand LINEAR_OVER times above the largest magnitude of the whole window
+            # (an objective that swings to -0.03 and back makes +0.037 no spike, however still
+            # its last few points were)
+            bar = LINEAR_OVER * float(np.abs(tw).max()) - med
         z = d / sigma
         elevated = d > 0.5 * bar and z > RELEASE_Z
         if self.open_start is not None:
