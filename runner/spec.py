@@ -18,6 +18,7 @@ import dataclasses
 import datetime
 import math
 import numbers
+import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
@@ -339,9 +340,24 @@ def load(path: str | Path) -> RunSpec | StudySpec:
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"{path}: cannot read the spec: {exc}") from exc
     try:
-        return loads(text)
+        spec = loads(text)
     except SpecError as exc:
         raise SpecError(f"{path}: {exc}", exc.key) from exc
+    base = spec.base if isinstance(spec, StudySpec) else spec
+    base.workload = anchor_workload(base.workload, Path(path).parent)
+    return spec
+
+
+def anchor_workload(ref: str | None, folder: Path) -> str | None:
+    """A relative `file.py:function` workload read against the spec file's folder, as an
+    absolute path (so `tunetop run` and `python -m runner` agree wherever they are started, and
+    run.json records the file that ran); module paths and built-in names are left as they are."""
+    if ref is None or ":" not in ref:
+        return ref
+    where, _, func = ref.rpartition(":")
+    if not where.endswith(".py") or os.path.isabs(where):
+        return ref
+    return f"{os.path.abspath(folder / where)}:{func}"
 
 
 def loads(text: str) -> RunSpec | StudySpec:

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -69,6 +70,19 @@ class WorkloadError(ValueError):
     """The spec names a workload that cannot be found or does not keep to the protocol."""
 
 
+def _add_launch_dir() -> None:
+    """Module workloads import from the folder the user launched from (TUNETOP_LAUNCH_DIR,
+    else the cwd), whether started as `tunetop run`, `python -m runner` or as a study's trial
+    (`python -P` in its own folder). Appended, never prepended: a numpy.py or runner.py left in
+    that folder shadows nothing installed (issue 14), it only adds the user's own modules."""
+    from runner.child import LAUNCH_DIR_ENV  # light: no torch
+
+    given = os.environ.get(LAUNCH_DIR_ENV, "")
+    folder = given if os.path.isabs(given) else os.getcwd()
+    if folder not in sys.path:
+        sys.path.append(folder)
+
+
 def resolve(ref: str) -> Callable[..., Any]:
     """The factory for a built-in name, `pkg.module:function` or `path/to/file.py:function`."""
     ref = BUILTIN.get(ref, ref)
@@ -89,6 +103,7 @@ def resolve(ref: str) -> Callable[..., Any]:
         sys.modules[mod_name] = module  # dataclasses and pickling look modules up here
         spec.loader.exec_module(module)
     else:
+        _add_launch_dir()
         try:
             module = importlib.import_module(where)
         except ImportError as e:

@@ -211,3 +211,54 @@ def test_external_command(tmp_path: Path) -> None:
 def test_resume_of_a_folder_that_is_no_run(tmp_path: Path) -> None:
     proc = runner("--resume", str(tmp_path), cwd=tmp_path)
     assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1
+
+
+WORKLOAD = """
+import torch
+from runner.workloads import BUILTIN, resolve
+
+
+def build(**kwargs):
+    print("the user's workload", flush=True)
+    return resolve(BUILTIN["digits_mlp"])(**kwargs)
+"""
+
+
+@pytest.mark.parametrize("how", ["tunetop run", "python -m runner"])
+@pytest.mark.parametrize("kind", ["file", "module"])
+def test_workloads_resolve_the_same_way_from_both_commands(
+    tmp_path: Path, how: str, kind: str
+) -> None:
+    """Issue 19 item 6: a `file.py:fn` workload is read against the spec file's folder and a
+    `module:fn` one imports from the cwd, whether the run is started as `tunetop run` or as
+    `python -m runner`, from a folder that is not the spec's."""
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    if kind == "file":
+        (specs / "mywl.py").write_text(WORKLOAD)
+        ref = "mywl.py:build"
+    else:
+        (tmp_path / "mymod.py").write_text(WORKLOAD)
+        ref = "mymod:build"
+    text = SMALL.replace('workload = "digits_mlp"', f'workload = "{ref}"')
+    (specs / "run.toml").write_text(text)
+    # the console script, as a user runs it: `python -m tui` would put the cwd on sys.path
+    script = Path(sys.executable).with_name("tunetop")
+    head = [str(script), "run"] if how == "tunetop run" else [sys.executable, "-m", "runner"]
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    proc = subprocess.run(
+        [*head, "specs/run.toml", "--out", "out"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    folder = only_folder(tmp_path / "out")
+    assert "the user's workload" in (folder / "output.log").read_text()
+    recorded = json.loads((folder / "run.json").read_text())["spec"]["workload"]
+    if kind == "file":
+        assert recorded == f"{specs / 'mywl.py'}:build"  # the file that ran, absolute
+    else:
+        assert recorded == "mymod:build"
