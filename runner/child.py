@@ -128,3 +128,12 @@ def command_argv(argv: list[str], launch_dir: Path) -> list[str]:
         else:
             out.append(arg)
     return out
+
+
+def user_launch_dir() -> Path:
+    """Where the user launched from, against which an external command's relative paths are
+    read: passed down in TUNETOP_LAUNCH_DIR (the dashboard's cwd for the runner it starts in
+    the state folder; the study's for its trials, which run in their own folders), else our
+    own cwd (a plain `python -m runner` started by the user)."""
+    given = os.environ.get(LAUNCH_DIR_ENV, "")
+    return Path(given) if os.path.isabs(given) else Path.cwd()

@@ -48,6 +48,7 @@ from runner.child import (
     command_argv,
     command_env,
     python_argv,
+    user_launch_dir,
 )
 from runner.rundir import (
     EXIT_DIVERGED,
@@ -271,15 +272,6 @@ def run_command(
     if stop_event.is_set():
         return "stopped", code
     return ("finished" if returncode == 0 else "failed"), code
-
-
-def user_launch_dir() -> Path:
-    """Where the user launched from, against which an external command's relative paths are
-    read: passed down in TUNETOP_LAUNCH_DIR (the dashboard's cwd for the runner it starts in
-    the state folder; the study's for its trials, which run in their own folders), else our
-    own cwd (a plain `python -m runner` started by the user)."""
-    given = os.environ.get(LAUNCH_DIR_ENV, "")
-    return Path(given) if os.path.isabs(given) else Path.cwd()
 
 
 def command_child(spec: specmod.RunSpec, run_dir: Path, launch_dir: Path | None = None) -> Child:

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import os
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -75,10 +74,9 @@ def _add_launch_dir() -> None:
     else the cwd), whether started as `tunetop run`, `python -m runner` or as a study's trial
     (`python -P` in its own folder). Appended, never prepended: a numpy.py or runner.py left in
     that folder shadows nothing installed (issue 14), it only adds the user's own modules."""
-    from runner.child import LAUNCH_DIR_ENV  # light: no torch
+    from runner.child import user_launch_dir
 
-    given = os.environ.get(LAUNCH_DIR_ENV, "")
-    folder = given if os.path.isabs(given) else os.getcwd()
+    folder = str(user_launch_dir())
     if folder not in sys.path:
         sys.path.append(folder)
 

@@ -49,8 +49,7 @@ def best_point(run: Run) -> dict[str, Any] | None:
         return None
     metric, step, value = best
     total = run.total_steps
-    # at most 1: Hugging Face counts steps from 1, so its last step equals total_steps
-    fraction = min(1.0, (step + 1) / total) if total > 0 else None
+    fraction = span_fraction(step, 0, total) if total > 0 else None
     return {"metric": metric, "step": step, "value": value, "fraction": fraction}
 
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from tui.logs import sniff
 from tui.logs.aliases import split_of
 from tui.logs.hf_state import state_global_step
+from tui.trust import CONFIG_NAME  # read by tui.config, not by the walk
 
 SKIP_DIRS = frozenset(
     {
@@ -70,7 +71,6 @@ _MMENGINE_TS = re.compile(r"^\d{8}_\d{6}\.json$")
 _TIMESTAMP_DIR = re.compile(r"^\d{8}_\d{6}$")
 
 MAX_DEPTH = 12
-_CONFIG_NAME = "tunetop.toml"  # tui.trust.CONFIG_NAME; read by tui.config, not by the walk
 MAX_DEPTH_ERRORS = 20  # folders cut by the depth limit named one by one; then one count
 
 
@@ -204,7 +204,7 @@ def walk_logs(
                 est = entry.stat(follow_symlinks=True)  # a stat, never an open
                 kind = _special(est.st_mode)
                 if kind is not None:
-                    if entry.name != _CONFIG_NAME:  # the config's reader says it (config.py)
+                    if entry.name != CONFIG_NAME:  # the config's reader says it (config.py)
                         error(entry.path, f"is {kind}, not a regular file: skipped")
                     continue
                 if not stat.S_ISREG(est.st_mode):

@@ -19,7 +19,7 @@ from tui.sanitize import clean
 RUN_JSON = "run.json"
 
 # fields and the shape each must have; a value of another shape is dropped, with its line
-_DICT_FIELDS = ("spec", "hparams")
+_DICT_FIELDS = ("spec", "hparams", "remedy")
 _SPEC_TABLES = ("optimizer", "schedule", "study", "workload_options", "model", "data")
 # step counts, at the top and in spec: 0 is allowed (a warmup-study trial's base schedule)
 STEP_FIELDS = ("total_steps", "max_train_steps", "max_steps", "num_train_steps")
@@ -61,8 +61,6 @@ def validate(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     for key in _DICT_FIELDS:
         if out.get(key) is not None and not isinstance(out[key], dict):
             drop(key, "is no table")
-    if out.get("remedy") is not None and not isinstance(out["remedy"], dict):
-        drop("remedy", "is no table")
     if out.get("status") is not None and not isinstance(out["status"], str):
         drop("status", "is no word")
     problems += _step_problems(out, "")
@@ -74,11 +72,9 @@ def validate(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         if out.get(key) is not None and not _finite_number(out[key]):
             drop(key, "is no finite number")
     remedy = out.get("remedy")
-    if isinstance(remedy, dict) and remedy.get("kind") is not None:
-        if not isinstance(remedy["kind"], str):
-            remedy = dict(remedy)
-            problems.append(f"remedy.kind = {_shown(remedy.pop('kind'))} is no word: ignored")
-            out["remedy"] = remedy
+    if isinstance(remedy, dict) and not isinstance(remedy.get("kind") or "", str):
+        remedy = out["remedy"] = dict(remedy)
+        problems.append(f"remedy.kind = {_shown(remedy.pop('kind'))} is no word: ignored")
     spec = out.get("spec")
     if isinstance(spec, dict):
         spec = dict(spec)

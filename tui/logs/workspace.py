@@ -374,14 +374,12 @@ class Workspace:
                 if message not in run.errors:
                     run.errors.append(message)
             batch = result.batch
-            if (result.reset or batch.reset) and len(batch) > 0:
-                # the file was rewritten: what it says now replaces what it said before
-                # (batch.py). A file cut to nothing keeps what was read, so a log rotated
-                # or emptied by mistake does not wipe the curve off the screen.
-                run.store.drop_source(self._source_key(src.log))
-                changes.updated[run.id] = changes.updated.get(run.id, 0)
             if len(batch) == 0:
+                # a file cut to nothing keeps what was read, so a log rotated or emptied by
+                # mistake does not wipe the curve off the screen
                 continue
+            # the file was rewritten: store.append drops what it said before (batch.py)
+            batch.reset = batch.reset or result.reset
             if src.log.format == "jsonl" and _PLANNED in batch.columns:
                 batch = self._note_planned_length(run, batch)
             names = src.names
@@ -390,7 +388,7 @@ class Workspace:
                     names[raw] = self.metric_name(raw, src.log)
             renamed = self._add_fallbacks(run, src, batch.rename(names))
             added = run.store.append(renamed, self._source_key(src.log))
-            if added:
+            if added or renamed.reset:
                 changes.updated[run.id] = changes.updated.get(run.id, 0) + added
                 run.last_write = time.time()
         if paths is None:
@@ -413,7 +411,7 @@ class Workspace:
             run.hparams["max_train_steps"] = int(finite[-1])
             self._hparams_changed = True  # studies' swept keys are recomputed
         rest = {k: v for k, v in batch.columns.items() if k != _PLANNED}
-        return ColumnBatch(batch.steps, batch.times, rest)
+        return ColumnBatch(batch.steps, batch.times, rest, batch.reset, batch.restarts)
 
     def _add_fallbacks(self, run: Run, src: _Source, batch: ColumnBatch) -> ColumnBatch:
         """`loss` / `val_loss` copied from a second-tier series where the run logs no
@@ -438,7 +436,9 @@ class Workspace:
                 extra[canon] = col
         if not extra:
             return batch
-        return ColumnBatch(batch.steps, batch.times, {**batch.columns, **extra})
+        return ColumnBatch(
+            batch.steps, batch.times, {**batch.columns, **extra}, batch.reset, batch.restarts
+        )
 
     def _note_run_json(self, run: Run, changes: Changes | None = None) -> bool:
         """Re-read the runner's run.json when it changed (its status, exit code)."""
